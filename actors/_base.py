@@ -1,0 +1,45 @@
+"""The guarded actor base: a handler bug is counted and logged at DEBUG, never fatal."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pykka
+
+__all__ = ["GuardedActor"]
+
+logger = logging.getLogger("actors")
+
+
+class GuardedActor(pykka.ThreadingActor):
+    """A daemon-thread pykka actor whose `handle` may raise without stopping the actor.
+
+    pykka stops an actor whose `tell` handler raises and silently discards its inbox; here the
+    exception is caught, counted as `handler_errors` and logged at DEBUG, and the actor carries on.
+    """
+
+    use_daemon_thread = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handler_errors = 0
+
+    def on_receive(self, message: Any) -> Any:
+        """Dispatch to `handle`, swallowing (and counting) any `Exception` it raises."""
+        try:
+            return self.handle(message)
+        except Exception:
+            self.handler_errors += 1
+            logger.debug(
+                "%s: handler error on %r", type(self).__name__, type(message), exc_info=True
+            )
+            return None
+
+    def handle(self, message: Any) -> Any:
+        """Handle one message; subclasses narrow it with a single `match`."""
+        raise NotImplementedError
+
+    def on_failure(self, *args: Any) -> None:
+        """Only reached for errors outside `handle` (e.g. in pykka itself): log at DEBUG."""
+        logger.debug("%s: actor failure", type(self).__name__, exc_info=args or None)

@@ -1,0 +1,217 @@
+"""Plain per-statement aggregation and log building, used only inside the AggregatorActor."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+from messages import events as ev
+from messages.commands import ConnectionContext
+from messages.enums import OperationType, StatementType
+from messages.privacy import LogKind, apply_allow_list
+from messages.records import (
+    ChunkDetails,
+    ClientContext,
+    DriverErrorInfo,
+    FrontendLog,
+    FrontendLogContext,
+    FrontendLogEntry,
+    OperationDetail,
+    ResultLatency,
+    SqlDriverLog,
+    SqlExecutionEvent,
+)
+from messages.redact import redact
+
+__all__ = ["StatementAggregate", "build_log", "invalid_reason", "ms"]
+
+_MAX_ID_CHARS = 256
+_MAX_MS = 10.0**12
+
+
+def ms(value: float | None) -> int | None:
+    """Milliseconds as the int64 the proto wants (``None`` stays unset)."""
+    return None if value is None else round(value)
+
+
+def _bad_id(value: object) -> bool:
+    return not isinstance(value, str) or not value or len(value) > _MAX_ID_CHARS
+
+
+def _bad_ms(value: object, optional: bool = True) -> bool:
+    if value is None:
+        return not optional
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return True
+    return not (math.isfinite(value) and 0 <= value <= _MAX_MS)
+
+
+def _bad_count(value: object) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31
+
+
+def invalid_reason(event: object) -> str | None:
+    """Why an event cannot be aggregated, or None when it is well formed."""
+    match event:
+        case ev.ConnectionOpened(session_id=sid, latency_ms=lat):
+            return "session_id" if _bad_id(sid) else "latency_ms" if _bad_ms(lat) else None
+        case ev.ConnectionClosed(session_id=sid, latency_ms=lat):
+            return "session_id" if _bad_id(sid) else "latency_ms" if _bad_ms(lat) else None
+        case ev.StatementStarted(
+            statement_id=st, session_id=sid, statement_type=t, operation_type=o
+        ):
+            if _bad_id(st) or _bad_id(sid):
+                return "id"
+            ok = isinstance(t, StatementType) and isinstance(o, OperationType)
+            return None if ok else "enum"
+        case ev.OperationPolled(statement_id=st, latency_ms=lat):
+            return "statement_id" if _bad_id(st) else "latency_ms" if _bad_ms(lat, False) else None
+        case ev.ChunkDownloaded(statement_id=st, chunk_index=i, latency_ms=lat, size_bytes=b):
+            if _bad_id(st) or _bad_count(i) or _bad_ms(lat, False):
+                return "chunk"
+            return "size_bytes" if isinstance(b, bool) or not isinstance(b, int) or b < 0 else None
+        case ev.StatementCompleted(statement_id=st, retry_count=r) as done:
+            if _bad_id(st) or _bad_count(r):
+                return "statement"
+            for value in (
+                done.result_ready_latency_ms,
+                done.consumption_latency_ms,
+                done.operation_latency_ms,
+            ):
+                if _bad_ms(value):
+                    return "latency_ms"
+            present = done.total_chunks_present
+            return None if present is None or not _bad_count(present) else "total_chunks_present"
+        case ev.StatementCancelled(statement_id=st) | ev.StatementClosed(statement_id=st):
+            return "statement_id" if _bad_id(st) else None
+        case ev.ErrorOccurred(error_name=name, statement_id=st, session_id=sid, http_status=hs):
+            if not isinstance(name, str) or not name or len(name) > _MAX_ID_CHARS:
+                return "error_name"
+            if (st is not None and _bad_id(st)) or (sid is not None and _bad_id(sid)):
+                return "id"
+            bad_status = hs is not None and (_bad_count(hs) or not 100 <= hs <= 599)
+            return "http_status" if bad_status else None
+    return "type"
+
+
+class StatementAggregate:
+    """Everything known so far about one statement (actor-confined, mutable)."""
+
+    __slots__ = (
+        "chunk_sum_ms",
+        "chunks",
+        "compressed",
+        "context",
+        "done",
+        "error",
+        "events",
+        "first_chunk_ms",
+        "operation_type",
+        "poll_ms",
+        "polls",
+        "session_id",
+        "size_bytes",
+        "slowest_chunk_ms",
+        "statement_id",
+        "statement_type",
+    )
+
+    def __init__(self, context: ConnectionContext, statement_id: str) -> None:
+        self.context = context
+        self.statement_id = statement_id
+        self.session_id: str | None = None
+        self.statement_type = StatementType.TYPE_UNSPECIFIED
+        self.operation_type = OperationType.EXECUTE_STATEMENT
+        self.events = 0
+        self.polls = 0
+        self.poll_ms = 0.0
+        self.chunks = 0
+        self.first_chunk_ms: float | None = None
+        self.slowest_chunk_ms = 0.0
+        self.chunk_sum_ms = 0.0
+        self.size_bytes = 0
+        self.compressed = False
+        self.error: ev.ErrorOccurred | None = None
+        self.done: ev.StatementCompleted | None = None
+
+    def add_chunk(self, chunk: ev.ChunkDownloaded) -> None:
+        """Fold one chunk into the chunk details."""
+        self.chunks += 1
+        if chunk.chunk_index == 0 or self.first_chunk_ms is None:
+            self.first_chunk_ms = chunk.latency_ms
+        self.slowest_chunk_ms = max(self.slowest_chunk_ms, chunk.latency_ms)
+        self.chunk_sum_ms += chunk.latency_ms
+        self.size_bytes += chunk.size_bytes
+        self.compressed = self.compressed or bool(chunk.compressed)
+
+    def sql_operation(self) -> SqlExecutionEvent:
+        """The aggregated `sql_operation` record."""
+        done = self.done
+        chunk_details = None
+        if self.chunks:
+            chunk_details = ChunkDetails(
+                initial_chunk_latency_millis=ms(self.first_chunk_ms),
+                slowest_chunk_latency_millis=ms(self.slowest_chunk_ms),
+                total_chunks_present=done.total_chunks_present if done else None,
+                total_chunks_iterated=self.chunks,
+                sum_chunks_download_time_millis=ms(self.chunk_sum_ms),
+            )
+        result_latency = None
+        if done and (
+            done.result_ready_latency_ms is not None or done.consumption_latency_ms is not None
+        ):
+            result_latency = ResultLatency(
+                result_set_ready_latency_millis=ms(done.result_ready_latency_ms),
+                result_set_consumption_latency_millis=ms(done.consumption_latency_ms),
+            )
+        return SqlExecutionEvent(
+            statement_type=self.statement_type,
+            is_compressed=self.compressed if self.chunks else None,
+            execution_result=done.execution_result if done else None,
+            retry_count=done.retry_count if done else None,
+            chunk_details=chunk_details,
+            result_latency=result_latency,
+            operation_detail=OperationDetail(
+                n_operation_status_calls=self.polls,
+                operation_status_latency_millis=ms(self.poll_ms),
+                operation_type=self.operation_type,
+            ),
+        )
+
+    def driver_log(self) -> tuple[LogKind, SqlDriverLog]:
+        """The statement's log (an error log if an error was held with it)."""
+        done = self.done
+        log = SqlDriverLog(
+            session_id=self.session_id,
+            sql_statement_id=self.statement_id,
+            system_configuration=self.context.system_configuration,
+            sql_operation=self.sql_operation(),
+            error_info=error_info(self.error) if self.error else None,
+            operation_latency_ms=ms(done.operation_latency_ms) if done else None,
+        )
+        return (LogKind.ERROR if self.error else LogKind.STATEMENT), log
+
+
+def error_info(error: ev.ErrorOccurred) -> DriverErrorInfo:
+    """The exported error: class name and a redacted, capped message."""
+    return DriverErrorInfo(error_name=error.error_name, stack_trace=redact(error.message) or None)
+
+
+def build_log(
+    context: ConnectionContext, kind: LogKind, log: SqlDriverLog, now_ms: int
+) -> FrontendLog:
+    """Wrap an allow-listed driver log into a frontend log with a fresh event id."""
+    return FrontendLog(
+        frontend_log_event_id=str(uuid.uuid4()),
+        context=FrontendLogContext(
+            client_context=ClientContext(timestamp_millis=now_ms, user_agent=context.user_agent)
+        ),
+        entry=FrontendLogEntry(sql_driver_log=apply_allow_list(kind, log)),
+        workspace_id=context.workspace_id,
+    )
+
+
+def describe(value: Any) -> str:
+    """A safe, short type name for logs (never calls the value's own `__repr__`)."""
+    return type(value).__name__

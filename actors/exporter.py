@@ -1,0 +1,308 @@
+"""ExporterActor: sends batches to the host with their own connection's credentials.
+
+One HTTP call at a time (bounded by explicit timeouts); retries, rate-limit waits and the periodic
+pump are timer messages, so the inbox stays responsive. The circuit breaker lives here. Every batch
+ends in exactly one `BatchSettled` told back to the aggregator, which keeps the accounts.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import time
+from typing import Any
+
+from actors._base import GuardedActor
+from actors._timer import Timer
+from actors.backoff import Backoff
+from actors.breaker import BreakerState, CircuitBreaker
+from actors.classify import ErrorKind
+from actors.http import HttpOutcome, Transport
+from actors.rate_limit import TokenBucket
+from messages.commands import (
+    BatchSettled,
+    ConnectionContext,
+    Drain,
+    Drained,
+    DumpState,
+    ExportBatch,
+    Flush,
+    Pump,
+    RetryBatch,
+)
+from messages.config import TelemetrySettings
+from messages.privacy import strip_for_unauth
+from messages.wire import decode_export_response, encode_frontend_log, encode_request
+
+__all__ = ["ExporterActor", "export_headers"]
+
+logger = logging.getLogger("actors.exporter")
+
+_CREDENTIAL_STATUSES = frozenset({401, 403})
+
+
+def export_headers(context: ConnectionContext) -> tuple[str, dict[str, str]]:
+    """The path and headers for one connection: its own auth, or none and `/telemetry-unauth`."""
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": context.user_agent,
+    }
+    auth: dict[str, str] = {}
+    if context.auth is not None:
+        try:
+            auth = {str(k): str(v) for k, v in dict(context.auth()).items()}
+        except Exception:  # the driver's provider failed: send as unauthenticated
+            logger.debug("exporter: auth provider of connection %d failed", context.connection_id)
+    if not auth:
+        return "/telemetry-unauth", headers
+    headers.update(auth)
+    if context.workspace_id is not None:
+        headers["x-databricks-org-id"] = str(context.workspace_id)
+    return "/telemetry-ext", headers
+
+
+class _Pending:
+    """A batch owned by the exporter until it settles (actor-confined, mutable)."""
+
+    __slots__ = ("attempts", "batch", "bodies", "retry_handle")
+
+    def __init__(self, batch: ExportBatch) -> None:
+        self.batch = batch
+        self.attempts = 0
+        self.bodies: dict[bool, list[str]] = {}
+        self.retry_handle: Any = None
+
+    @property
+    def events(self) -> int:
+        return sum(self.batch.event_counts)
+
+
+class ExporterActor(GuardedActor):
+    """Sends `ExportBatch`es for one host; breaker, retries and rate limit inside."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        settings: TelemetrySettings,
+        transport: Transport,
+        timer: Timer,
+        clock: Any = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__()
+        self._base_url = base_url
+        self._settings = settings
+        self._transport = transport
+        self._timer = timer
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._breaker = CircuitBreaker(
+            failure_threshold=settings.breaker_threshold,
+            open_s=settings.breaker_open_s,
+            success_threshold=settings.breaker_success_threshold,
+            clock=clock,
+        )
+        self._bucket = TokenBucket(
+            rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst, clock=clock
+        )
+        self._backoff = Backoff(
+            base_s=settings.retry_delay_ms / 1000.0, max_s=settings.retry_max_delay_ms / 1000.0
+        )
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._waiting: dict[int, _Pending] = {}
+        self._pump_scheduled = False
+        self._deadline_s: float | None = None
+        self._drain_notify: Any = None
+        self._stats: collections.Counter[str] = collections.Counter()
+        self._statuses: collections.Counter[str] = collections.Counter()
+        self._dropped: collections.Counter[str] = collections.Counter()
+        self._last_error: str | None = None
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case ExportBatch():
+                self._accept(message)
+                self._pump()
+            case RetryBatch(batch_id=batch_id):
+                pending = self._waiting.pop(batch_id, None)
+                if pending is not None:
+                    self._queue.append(pending)
+                    self._pump()
+            case Pump():
+                self._pump_scheduled = False
+                self._pump()
+            case Flush(reply=reply):
+                self._pump(ignore_rate_limit=True)
+                if reply is not None:
+                    reply.set(not self._queue)
+            case Drain():
+                self._drain(message)
+            case DumpState():
+                return self.snapshot()
+            case _:
+                logger.debug("exporter: unexpected message %r", type(message))
+        return None
+
+    # --- intake -----------------------------------------------------------------------------
+
+    def _accept(self, batch: ExportBatch) -> None:
+        pending = _Pending(batch)
+        if len(self._queue) + len(self._waiting) >= self._settings.max_pending_batches:
+            self._settle(pending, exported_logs=0, reason="queue_full")
+            return
+        self._queue.append(pending)
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def _pump(self, ignore_rate_limit: bool = False) -> None:
+        draining = self._deadline_s is not None
+        while self._queue:
+            if draining and self._clock() >= self._deadline_s:
+                self._settle(self._queue.popleft(), exported_logs=0, reason="shutdown_timeout")
+                continue
+            if self._settings.breaker_enabled and not self._breaker.allow():
+                self._settle(self._queue.popleft(), exported_logs=0, reason="breaker_open")
+                continue
+            if not (draining or ignore_rate_limit):
+                wait_s = self._bucket.try_acquire()
+                if wait_s > 0:
+                    self._breaker.release()
+                    self._stats["rate_limited"] += 1
+                    if not self._pump_scheduled:
+                        self._pump_scheduled = True
+                        self._timer.schedule(wait_s, self.actor_ref, Pump())
+                    return
+            self._attempt(self._queue.popleft())
+        self._maybe_finish_drain()
+
+    def _attempt(self, pending: _Pending) -> None:
+        probe = self._breaker.state is BreakerState.HALF_OPEN
+        pending.attempts += 1
+        self._stats["attempts"] += 1
+        path, headers = export_headers(pending.batch.context)
+        authed = path == "/telemetry-ext"
+        logs = pending.bodies.get(authed)
+        if logs is None:
+            source = (
+                pending.batch.logs if authed else tuple(map(strip_for_unauth, pending.batch.logs))
+            )
+            logs = pending.bodies[authed] = [encode_frontend_log(log) for log in source]
+        body = encode_request(logs, int(time.time() * 1000))
+        timeout_s = None
+        if self._deadline_s is not None:
+            timeout_s = max(0.05, self._deadline_s - self._clock())
+        outcome = self._transport.request(
+            "POST", self._base_url + path, body=body, headers=headers, timeout_s=timeout_s
+        )
+        self._statuses[str(outcome.status or outcome.error)] += 1
+        self._on_outcome(pending, outcome, probe)
+
+    def _on_outcome(self, pending: _Pending, outcome: HttpOutcome, probe: bool) -> None:
+        count = len(pending.batch.logs)
+        if outcome.ok:
+            try:
+                accepted = decode_export_response(outcome.body).num_proto_success
+            except ValueError as exc:
+                self._last_error = str(exc)
+                self._retry_or_fail(pending, outcome, probe)
+                return
+            self._record(success=True)
+            self._settle(
+                pending, exported_logs=max(0, min(count, accepted)), reason="partial_rejected"
+            )
+            return
+        self._last_error = f"HTTP {outcome.status}" if outcome.status else str(outcome.error)
+        if outcome.kind is ErrorKind.TERMINAL:
+            status = outcome.status or 0
+            if (
+                status not in _CREDENTIAL_STATUSES
+            ):  # one tenant's bad token says nothing of the host
+                self._record(success=False)
+            else:
+                self._breaker.release()
+            reason = "unauthorized" if status in _CREDENTIAL_STATUSES else "rejected"
+            self._settle(pending, exported_logs=0, reason=reason)
+            return
+        self._retry_or_fail(pending, outcome, probe)
+
+    def _retry_or_fail(self, pending: _Pending, outcome: HttpOutcome, probe: bool) -> None:
+        retries_done = pending.attempts - 1
+        if probe or retries_done >= self._settings.max_retries:
+            self._record(success=False)
+            self._settle(pending, exported_logs=0, reason="export_failed")
+            return
+        delay_s = self._backoff.delay_s(
+            retries_done,
+            self._rng,
+            retry_after_s=outcome.retry_after_s,
+            retry_after_max_s=float(self._settings.retry_after_max_s),
+        )
+        if self._deadline_s is not None and self._clock() + delay_s >= self._deadline_s:
+            self._settle(pending, exported_logs=0, reason="shutdown_timeout")
+            return
+        self._stats["retries_scheduled"] += 1
+        self._waiting[pending.batch.batch_id] = pending
+        pending.retry_handle = self._timer.schedule(
+            delay_s, self.actor_ref, RetryBatch(batch_id=pending.batch.batch_id)
+        )
+
+    def _record(self, *, success: bool) -> None:
+        if not self._settings.breaker_enabled:
+            return
+        if success:
+            self._breaker.record_success()
+        else:
+            self._breaker.record_failure()
+
+    def _settle(self, pending: _Pending, *, exported_logs: int, reason: str) -> None:
+        counts = pending.batch.event_counts
+        exported = sum(counts[:exported_logs])
+        dropped = sum(counts[exported_logs:])
+        if dropped:
+            self._dropped[reason] += dropped
+        self._stats["batches_settled"] += 1
+        pending.batch.reply_to.tell(
+            BatchSettled(
+                batch_id=pending.batch.batch_id,
+                exported_events=exported,
+                exported_logs=exported_logs,
+                dropped={reason: dropped} if dropped else {},
+            )
+        )
+
+    # --- final drain ------------------------------------------------------------------------
+
+    def _drain(self, message: Drain) -> None:
+        self._deadline_s = message.deadline_s
+        self._drain_notify = message.notify
+        for pending in self._waiting.values():  # retry now rather than after the backoff
+            if pending.retry_handle is not None:
+                pending.retry_handle.cancel()
+            self._queue.append(pending)
+        self._waiting.clear()
+        self._pump()
+
+    def _maybe_finish_drain(self) -> None:
+        if self._drain_notify is not None and not self._queue and not self._waiting:
+            notify, self._drain_notify = self._drain_notify, None
+            notify.tell(Drained())
+
+    def snapshot(self) -> dict[str, Any]:
+        """Breaker, rate limit, queued and retrying batches, outcomes and drops."""
+        return {
+            "base_url": self._base_url,
+            "queued_batches": len(self._queue),
+            "retrying_batches": len(self._waiting),
+            "in_flight_batches": len(self._queue) + len(self._waiting),
+            "breaker": self._breaker.snapshot(),
+            "rate_limit": self._bucket.snapshot(),
+            "stats": dict(self._stats),
+            "responses": dict(self._statuses),
+            "dropped": dict(self._dropped),
+            "last_error": self._last_error,
+            "draining": self._deadline_s is not None,
+            "handler_errors": self.handler_errors,
+        }

@@ -1,0 +1,163 @@
+"""FeatureFlagActor: learns in the background whether the server wants this host's telemetry.
+
+`connect()` never waits for it. Until it decides, the aggregator holds logs; a failed fetch means
+off and is cached for 60 s, a 404 is never retried before the TTL, and a known flag is refreshed
+shortly before the server's `ttl_seconds` (clamped to 60–3600 s) runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import quote
+
+from actors._base import GuardedActor
+from actors._timer import Timer
+from actors.http import Transport
+from messages.commands import (
+    ConnectionContext,
+    DumpState,
+    FlagDecided,
+    RefreshFlag,
+    Teller,
+    UseConnection,
+)
+from messages.config import TelemetrySettings
+from messages.wire import decode_feature_flags, flag_value
+
+__all__ = ["FAILURE_CACHE_S", "FeatureFlagActor", "FlagView", "clamp_ttl_s"]
+
+logger = logging.getLogger("actors.feature_flags")
+
+FAILURE_CACHE_S = 60.0
+TTL_MIN_S, TTL_MAX_S = 60, 3600
+
+
+def clamp_ttl_s(ttl_s: object, default_s: int) -> int:
+    """The server's `ttl_seconds`, clamped to 60–3600 s; the default when absent or garbage."""
+    if isinstance(ttl_s, bool) or not isinstance(ttl_s, int):
+        return default_s
+    return max(TTL_MIN_S, min(TTL_MAX_S, ttl_s))
+
+
+class FlagView:
+    """The flag as driver threads see it (`Connection.enabled`); written only by the actor."""
+
+    __slots__ = ("enabled",)
+
+    def __init__(self) -> None:
+        self.enabled: bool | None = None
+
+
+class FeatureFlagActor(GuardedActor):
+    """Fetches, caches and refreshes one host's telemetry feature flag."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        settings: TelemetrySettings,
+        transport: Transport,
+        timer: Timer,
+        aggregator: Teller,
+        view: FlagView,
+        context: ConnectionContext,
+        driver_version: str,
+        clock: Any = time.monotonic,
+    ) -> None:
+        super().__init__()
+        version = quote(driver_version, safe="")
+        self._url = f"{base_url}/api/2.0/connector-service/feature-flags/PYTHON/{version}"
+        self._settings = settings
+        self._transport = transport
+        self._timer = timer
+        self._aggregator = aggregator
+        self._view = view
+        self._context = context
+        self._clock = clock
+        self._source = "pending"
+        self._expires_at: float | None = None
+        self._fetches = 0
+        self._failures = 0
+        self._last_status: int | str | None = None
+        self._refresh: Any = None
+
+    def on_start(self) -> None:
+        """Decide at once when forced on; otherwise fetch (in this thread, never the driver's)."""
+        if self._settings.force_enable:
+            self._decide(True, "force_enable", None)
+        else:
+            self.actor_ref.tell(RefreshFlag())
+
+    def on_stop(self) -> None:
+        """Cancel the pending refresh."""
+        if self._refresh is not None:
+            self._refresh.cancel()
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case RefreshFlag():
+                self._fetch()
+            case UseConnection(context=context):
+                if context.auth is not None or self._context.auth is None:
+                    self._context = context
+            case DumpState():
+                return self.snapshot()
+            case _:
+                logger.debug("feature flags: unexpected message %r", type(message))
+        return None
+
+    def _fetch(self) -> None:
+        self._fetches += 1
+        headers = {"Accept": "application/json", "User-Agent": self._context.user_agent}
+        if self._context.auth is not None:
+            try:
+                headers.update(self._context.auth())
+            except Exception:
+                logger.debug("feature flags: auth provider failed")
+        outcome = self._transport.request("GET", self._url, body=None, headers=headers)
+        self._last_status = outcome.status or outcome.error
+        if outcome.ok:
+            try:
+                response = decode_feature_flags(outcome.body)
+            except ValueError:
+                logger.debug("feature flags: malformed answer")
+            else:
+                ttl_s = clamp_ttl_s(response.ttl_seconds, self._settings.feature_flag_ttl_s)
+                self._decide(flag_value(response), "server", ttl_s)
+                return
+        self._failures += 1
+        if outcome.status == 404:  # the endpoint does not exist here: do not ask again soon
+            self._decide(False, "not_found", self._settings.feature_flag_ttl_s)
+        else:
+            self._decide(False, "fetch_failed", FAILURE_CACHE_S)
+
+    def _decide(self, enabled: bool, source: str, ttl_s: float | None) -> None:
+        self._source = source
+        self._view.enabled = enabled
+        self._aggregator.tell(FlagDecided(enabled=enabled, source=source))
+        if ttl_s is None:
+            self._expires_at = None
+            return
+        self._expires_at = self._clock() + ttl_s
+        # Refresh a little before expiry so the cached value never lapses.
+        self._refresh = self._timer.schedule(
+            max(1.0, ttl_s - min(30.0, ttl_s * 0.1)), self.actor_ref, RefreshFlag()
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """Flag state, where it came from, and when it expires."""
+        expires_in = (
+            None if self._expires_at is None else round(self._expires_at - self._clock(), 3)
+        )
+        return {
+            "enabled": self._view.enabled,
+            "source": self._source,
+            "expires_in_s": expires_in,
+            "fetches": self._fetches,
+            "failures": self._failures,
+            "last_status": self._last_status,
+            "url": self._url,
+            "handler_errors": self.handler_errors,
+        }

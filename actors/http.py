@@ -1,0 +1,227 @@
+"""One bounded HTTP attempt that returns an outcome value and never raises."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Protocol
+
+import attrs
+import urllib3
+
+from actors.backoff import parse_retry_after
+from actors.classify import ErrorKind, classify_status
+
+_MIN_TIMEOUT_S = 0.05
+
+
+@attrs.frozen(kw_only=True)
+class HttpOutcome:
+    """What one HTTP attempt produced: a status and body, or a transport error name."""
+
+    status: int | None
+    body: bytes = b""
+    retry_after_s: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx answer."""
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def kind(self) -> ErrorKind | None:
+        """None when ok; RETRYABLE for transport errors; else the status classification.
+
+        Redirects (and other non-error statuses) are TERMINAL: they are never followed, so
+        asking again would get the same answer.
+        """
+        if self.ok:
+            return None
+        if self.status is None:
+            return ErrorKind.RETRYABLE
+        if 400 <= self.status < 600:
+            return classify_status(self.status)
+        return ErrorKind.TERMINAL
+
+
+class Transport(Protocol):
+    """Makes one HTTP attempt and reports it as an ``HttpOutcome``; never raises."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        timeout_s: float | None = None,
+    ) -> HttpOutcome:
+        """Send one request and return its outcome."""
+        ...
+
+
+class ResponseLike(Protocol):
+    """The parts of a ``requests.Response`` that ``SessionTransport`` reads."""
+
+    @property
+    def status_code(self) -> int:
+        """HTTP status of the answer."""
+        ...
+
+    @property
+    def content(self) -> bytes:
+        """The whole response body."""
+        ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Response headers (case-insensitive in requests)."""
+        ...
+
+
+class SessionLike(Protocol):
+    """The part of a ``requests.Session`` that ``SessionTransport`` calls."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: bytes | None,
+        headers: Mapping[str, str],
+        timeout: tuple[float, float],
+        allow_redirects: bool,
+    ) -> ResponseLike:
+        """Send one request."""
+        ...
+
+
+def _validate_timeouts(connect_timeout_s: float, read_timeout_s: float, max_body: int) -> None:
+    if not connect_timeout_s > 0:
+        raise ValueError(f"connect_timeout_s must be > 0, got {connect_timeout_s!r}")
+    if not read_timeout_s > 0:
+        raise ValueError(f"read_timeout_s must be > 0, got {read_timeout_s!r}")
+    if max_body < 0:
+        raise ValueError(f"max_body_bytes must be >= 0, got {max_body!r}")
+
+
+def _effective(configured_s: float, timeout_s: float | None) -> float:
+    if timeout_s is None or math.isnan(timeout_s):
+        return configured_s
+    return max(_MIN_TIMEOUT_S, min(configured_s, timeout_s))
+
+
+def new_pool_manager(num_pools: int = 32, maxsize: int = 4) -> urllib3.PoolManager:
+    """Create a pool manager of our own, verifying TLS against the default CA store."""
+    return urllib3.PoolManager(num_pools=num_pools, maxsize=maxsize, cert_reqs="CERT_REQUIRED")
+
+
+class Urllib3Transport:
+    """``Transport`` over a urllib3 pool: no retries, no redirects, explicit timeouts."""
+
+    def __init__(
+        self,
+        pool: urllib3.PoolManager,
+        *,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        max_body_bytes: int = 1_048_576,
+    ) -> None:
+        """Reject explicitly invalid settings at once, before any request."""
+        _validate_timeouts(connect_timeout_s, read_timeout_s, max_body_bytes)
+        self._pool = pool
+        self._connect_timeout_s = float(connect_timeout_s)
+        self._read_timeout_s = float(read_timeout_s)
+        self._max_body_bytes = max_body_bytes
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        timeout_s: float | None = None,
+    ) -> HttpOutcome:
+        """Send one request, reading at most ``max_body_bytes`` of the answer; never raises."""
+        try:
+            timeout = urllib3.Timeout(
+                connect=_effective(self._connect_timeout_s, timeout_s),
+                read=_effective(self._read_timeout_s, timeout_s),
+            )
+            response = self._pool.request(
+                method,
+                url,
+                body=body,
+                headers=dict(headers),
+                retries=False,
+                redirect=False,
+                timeout=timeout,
+                preload_content=False,
+            )
+            drained = False
+            try:
+                data = response.read(self._max_body_bytes + 1)
+                drained = len(data) <= self._max_body_bytes
+                return HttpOutcome(
+                    status=response.status,
+                    body=data[: self._max_body_bytes],
+                    retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+                )
+            finally:
+                if not drained:
+                    # Unread or half-read body: close so the pool never reuses the socket.
+                    response.close()
+                response.release_conn()
+        except Exception as exc:
+            return HttpOutcome(status=None, error=type(exc).__name__)
+
+
+class SessionTransport:
+    """``Transport`` over a ``requests.Session``-like object, reusing its auth, proxies, TLS."""
+
+    def __init__(
+        self,
+        session: SessionLike,
+        *,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        max_body_bytes: int = 1_048_576,
+    ) -> None:
+        """Reject explicitly invalid settings at once, before any request."""
+        _validate_timeouts(connect_timeout_s, read_timeout_s, max_body_bytes)
+        self._session = session
+        self._connect_timeout_s = float(connect_timeout_s)
+        self._read_timeout_s = float(read_timeout_s)
+        self._max_body_bytes = max_body_bytes
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        timeout_s: float | None = None,
+    ) -> HttpOutcome:
+        """Send one request through the session without following redirects; never raises."""
+        try:
+            response = self._session.request(
+                method,
+                url,
+                data=body,
+                headers=dict(headers),
+                timeout=(
+                    _effective(self._connect_timeout_s, timeout_s),
+                    _effective(self._read_timeout_s, timeout_s),
+                ),
+                allow_redirects=False,
+            )
+            return HttpOutcome(
+                status=int(response.status_code),
+                body=bytes(response.content or b"")[: self._max_body_bytes],
+                retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        except Exception as exc:
+            return HttpOutcome(status=None, error=type(exc).__name__)

@@ -1,0 +1,194 @@
+"""SQLite store of the frontend logs a local endpoint accepted, with the queries tests ask."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS frontend_logs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at_ms INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    path TEXT NOT NULL,
+    authorized INTEGER NOT NULL,
+    frontend_log_event_id TEXT NOT NULL UNIQUE,
+    session_id TEXT,
+    sql_statement_id TEXT,
+    kind TEXT NOT NULL,
+    statement_type TEXT,
+    operation_latency_ms INTEGER,
+    error_name TEXT,
+    raw_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS frontend_logs_host ON frontend_logs (host, id);
+"""
+
+_COLUMNS = (
+    "id",
+    "received_at_ms",
+    "host",
+    "path",
+    "authorized",
+    "frontend_log_event_id",
+    "session_id",
+    "sql_statement_id",
+    "kind",
+    "statement_type",
+    "operation_latency_ms",
+    "error_name",
+    "raw_json",
+)
+_INSERT = (
+    f"INSERT OR IGNORE INTO frontend_logs ({', '.join(_COLUMNS[1:])}) "
+    f"VALUES ({', '.join('?' * (len(_COLUMNS) - 1))})"
+)
+
+
+def derive_kind(log: dict[str, Any]) -> str:
+    """Classify a frontend log, first match wins: error, close, statement, volume, connection.
+
+    An error is the most telling fact, so `error_info` wins even beside an `sql_operation`; a
+    DELETE_SESSION operation is the session's closing log, not a statement; anything left is
+    'other'.
+    """
+    entry = log["entry"]["sql_driver_log"]
+    operation = entry.get("sql_operation")
+    if "error_info" in entry:
+        return "error"
+    if operation is not None:
+        detail = operation.get("operation_detail", {})
+        return "close" if detail.get("operation_type") == "DELETE_SESSION" else "statement"
+    if "vol_operation" in entry:
+        return "volume"
+    if "driver_connection_params" in entry or "system_configuration" in entry:
+        return "connection"
+    return "other"
+
+
+def _percentile(ordered: Sequence[int], fraction: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default method)."""
+    position = (len(ordered) - 1) * fraction
+    low, high = math.floor(position), math.ceil(position)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
+
+
+class LogStore:
+    """Durable log of accepted frontend logs; safe from any thread (one connection, one lock)."""
+
+    def __init__(self, db_path: str = ":memory:") -> None:
+        self._lock = threading.Lock()
+        # One shared connection behind a lock: simpler than per-thread connections, and the only
+        # way a ':memory:' database is visible to every handler thread.
+        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def add(
+        self,
+        logs: Sequence[dict[str, Any]],
+        *,
+        host: str,
+        path: str,
+        authorized: bool,
+        received_at_ms: int | None = None,
+    ) -> int:
+        """Store validated logs in one transaction; return how many were new (ids are unique)."""
+        now_ms = int(time.time() * 1000) if received_at_ms is None else received_at_ms
+        rows = []
+        for log in logs:
+            entry = log["entry"]["sql_driver_log"]
+            rows.append(
+                (
+                    now_ms,
+                    host,
+                    path,
+                    int(authorized),
+                    log["frontend_log_event_id"],
+                    entry.get("session_id"),
+                    entry.get("sql_statement_id"),
+                    derive_kind(log),
+                    entry.get("sql_operation", {}).get("statement_type"),
+                    entry.get("operation_latency_ms"),
+                    entry.get("error_info", {}).get("error_name"),
+                    json.dumps(log, sort_keys=True),
+                )
+            )
+        with self._lock:
+            before = self._db.total_changes
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(_INSERT, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            return self._db.total_changes - before
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def count(self) -> int:
+        """Number of stored logs."""
+        return int(self._query("SELECT COUNT(*) FROM frontend_logs")[0][0])
+
+    def counts_by_kind(self) -> dict[str, int]:
+        """Stored logs per derived kind."""
+        return dict(self._query("SELECT kind, COUNT(*) FROM frontend_logs GROUP BY kind"))
+
+    def errors_by_name(self) -> dict[str, int]:
+        """Stored error logs per `error_name`."""
+        return dict(
+            self._query(
+                "SELECT error_name, COUNT(*) FROM frontend_logs "
+                "WHERE error_name IS NOT NULL GROUP BY error_name"
+            )
+        )
+
+    def rows(self, host: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest `limit` rows (optionally of one Host), newest first, as column dicts."""
+        where, params = ("WHERE host = ?", [host]) if host is not None else ("", [])
+        found = self._query(
+            f"SELECT {', '.join(_COLUMNS)} FROM frontend_logs {where} ORDER BY id DESC LIMIT ?",
+            [*params, limit],
+        )
+        result = [dict(zip(_COLUMNS, row, strict=True)) for row in found]
+        for row in result:
+            row["authorized"] = bool(row["authorized"])
+        return result
+
+    def logs(self) -> list[dict[str, Any]]:
+        """Every stored frontend log, decoded, in arrival order."""
+        found = self._query("SELECT raw_json FROM frontend_logs ORDER BY id")
+        return [json.loads(raw) for (raw,) in found]
+
+    def latency_percentiles_by_statement_type(self) -> dict[str, dict[str, float]]:
+        """p50/p90/p99 of `operation_latency_ms` per statement type (logs that carry both)."""
+        found = self._query(
+            "SELECT statement_type, operation_latency_ms FROM frontend_logs "
+            "WHERE statement_type IS NOT NULL AND operation_latency_ms IS NOT NULL "
+            "ORDER BY statement_type, operation_latency_ms"
+        )
+        by_type: dict[str, list[int]] = {}
+        for statement_type, latency_ms in found:
+            by_type.setdefault(statement_type, []).append(latency_ms)
+        return {
+            statement_type: {
+                name: _percentile(values, fraction)
+                for name, fraction in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+            }
+            for statement_type, values in by_type.items()
+        }
+
+    def close(self) -> None:
+        """Close the database; idempotent."""
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,184 @@
+"""HostSupervisor: the root of one host's tree. Starts its three children and its timer,
+relays connections to the flag fetcher, and on `Stop` drains and stops the whole tree, boundedly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import attrs
+import pykka
+
+from actors._base import GuardedActor
+from actors._timer import Timer
+from actors.aggregator import AggregatorActor
+from actors.exporter import ExporterActor
+from actors.feature_flags import FeatureFlagActor, FlagView
+from actors.hosts import HostAddress
+from actors.http import Transport
+from messages.commands import (
+    Abandon,
+    ConnectionContext,
+    Drain,
+    Drained,
+    DumpState,
+    Reply,
+    Stop,
+    Teller,
+    TreeStopped,
+    UseConnection,
+)
+from messages.config import TelemetrySettings
+
+__all__ = ["HostSupervisor", "HostTree", "TreeConfig", "start_tree"]
+
+logger = logging.getLogger("actors.supervisor")
+
+_FINALIZE_GRACE_S = 0.05
+
+
+@attrs.frozen(kw_only=True)
+class TreeConfig:
+    """What a host's tree is built from: the first connection's settings and transport."""
+
+    address: HostAddress
+    settings: TelemetrySettings
+    transport: Transport
+    driver_version: str
+
+
+@attrs.frozen(kw_only=True)
+class HostTree:
+    """References to one host's actors (for telling and for state dumps)."""
+
+    generation: int
+    supervisor: pykka.ActorRef[Any]
+    feature_flags: pykka.ActorRef[Any]
+    aggregator: pykka.ActorRef[Any]
+    exporter: pykka.ActorRef[Any]
+    flag: FlagView
+
+
+class _Finalize:
+    """Timer fact: stop now, whether or not the drain reported."""
+
+
+class HostSupervisor(GuardedActor):
+    """Owns one host's FeatureFlagActor, AggregatorActor, ExporterActor and timer."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        generation: int,
+        registry: Teller,
+        timer: Timer,
+        children: tuple[pykka.ActorRef[Any], ...],
+        flag_actor: pykka.ActorRef[Any],
+        aggregator: pykka.ActorRef[Any],
+    ) -> None:
+        super().__init__()
+        self._host = host
+        self._generation = generation
+        self._registry = registry
+        self._timer = timer
+        self._children = children
+        self._flag_actor = flag_actor
+        self._aggregator = aggregator
+        self._replies: list[Reply] = []
+        self._stopping_since: float | None = None
+        self._finished = False
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case UseConnection():
+                self._flag_actor.tell(message)
+            case Stop(deadline_s=deadline_s, reply=reply):
+                if reply is not None:
+                    self._replies.append(reply)
+                if self._stopping_since is None:
+                    self._stopping_since = time.monotonic()
+                    self._aggregator.tell(Drain(deadline_s=deadline_s, notify=self.actor_ref))
+                    remaining = deadline_s - time.monotonic()
+                    self._timer.schedule(remaining, self.actor_ref, Abandon())
+                    self._timer.schedule(remaining + _FINALIZE_GRACE_S, self.actor_ref, _Finalize())
+            case Abandon():
+                self._aggregator.tell(message)
+            case Drained(snapshot=snapshot):
+                self._finish(snapshot)
+            case _Finalize():
+                self._finish(None)
+            case DumpState():
+                return self.snapshot()
+            case _:
+                logger.debug("supervisor: unexpected message %r", type(message))
+        return None
+
+    def _finish(self, snapshot: Any) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        final = dict(snapshot) if snapshot is not None else {"timed_out": True}
+        for child in self._children:
+            child.stop(block=False)
+        self._timer.stop(timeout_s=0.0)
+        self._registry.tell(
+            TreeStopped(host=self._host, generation=self._generation, snapshot=final)
+        )
+        for reply in self._replies:
+            reply.set(final)
+        self.actor_ref.stop(block=False)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Generation, whether it is stopping, and whether its threads are alive."""
+        return {
+            "generation": self._generation,
+            "stopping": self._stopping_since is not None,
+            "children_alive": sum(child.is_alive() for child in self._children),
+            "timer_alive": self._timer.alive,
+            "handler_errors": self.handler_errors,
+        }
+
+
+def start_tree(
+    config: TreeConfig, generation: int, registry: Teller, first: ConnectionContext
+) -> HostTree:
+    """Start a host's exporter, aggregator, flag fetcher and supervisor (in that order)."""
+    timer = Timer(f"{config.address.key}#{generation}")
+    view = FlagView()
+    exporter = ExporterActor.start(
+        base_url=config.address.base_url,
+        settings=config.settings,
+        transport=config.transport,
+        timer=timer,
+    )
+    aggregator = AggregatorActor.start(settings=config.settings, exporter=exporter, timer=timer)
+    flags = FeatureFlagActor.start(
+        base_url=config.address.base_url,
+        settings=config.settings,
+        transport=config.transport,
+        timer=timer,
+        aggregator=aggregator,
+        view=view,
+        context=first,
+        driver_version=config.driver_version,
+    )
+    supervisor = HostSupervisor.start(
+        host=config.address.key,
+        generation=generation,
+        registry=registry,
+        timer=timer,
+        children=(flags, aggregator, exporter),
+        flag_actor=flags,
+        aggregator=aggregator,
+    )
+    return HostTree(
+        generation=generation,
+        supervisor=supervisor,
+        feature_flags=flags,
+        aggregator=aggregator,
+        exporter=exporter,
+        flag=view,
+    )

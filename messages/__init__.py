@@ -1,0 +1,1 @@
+"""Plain data passed between the driver and the telemetry actors."""

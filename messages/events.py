@@ -1,0 +1,132 @@
+"""Events a driver tells: immutable facts about connections and statements, in driver terms.
+
+Construct them on the driver thread and hand them to `Connection.tell()`. They carry no SQL text,
+no parameters and no result data by design; the only free text is `ErrorOccurred.message`, which
+is redacted and capped before it can reach the wire. No validation runs here (that would cost the
+driver's thread); the aggregator checks each event and counts bad ones as `invalid_event`.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from messages.enums import ExecutionResultFormat, OperationType, StatementType
+from messages.records import DriverConnectionParams, SystemConfiguration
+
+__all__ = [
+    "ChunkDownloaded",
+    "ConnectionClosed",
+    "ConnectionOpened",
+    "ErrorOccurred",
+    "Event",
+    "OperationPolled",
+    "StatementCancelled",
+    "StatementClosed",
+    "StatementCompleted",
+    "StatementStarted",
+]
+
+
+@attrs.frozen(kw_only=True)
+class ConnectionOpened:
+    """A session was opened; exported at once as a connection log."""
+
+    session_id: str
+    connection_params: DriverConnectionParams | None = None
+    auth_type: str | None = None
+    latency_ms: float | None = None
+    system_configuration: SystemConfiguration | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ConnectionClosed:
+    """A session was closed; its open statements are emitted, then a close log."""
+
+    session_id: str
+    latency_ms: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class StatementStarted:
+    """A statement began executing."""
+
+    statement_id: str
+    session_id: str
+    statement_type: StatementType = StatementType.QUERY
+    operation_type: OperationType = OperationType.EXECUTE_STATEMENT
+
+
+@attrs.frozen(kw_only=True)
+class OperationPolled:
+    """The driver polled a statement's status once."""
+
+    statement_id: str
+    latency_ms: float
+
+
+@attrs.frozen(kw_only=True)
+class ChunkDownloaded:
+    """One result chunk (or fetch) of a statement arrived."""
+
+    statement_id: str
+    chunk_index: int
+    latency_ms: float
+    size_bytes: int = 0
+    compressed: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class StatementCompleted:
+    """A statement finished; its aggregated log is emitted."""
+
+    statement_id: str
+    execution_result: ExecutionResultFormat = ExecutionResultFormat.FORMAT_UNSPECIFIED
+    retry_count: int = 0
+    result_ready_latency_ms: float | None = None
+    consumption_latency_ms: float | None = None
+    operation_latency_ms: float | None = None
+    total_chunks_present: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class StatementCancelled:
+    """A statement was cancelled; its aggregated log is emitted."""
+
+    statement_id: str
+
+
+@attrs.frozen(kw_only=True)
+class StatementClosed:
+    """A statement was closed; its aggregated log is emitted if still pending."""
+
+    statement_id: str
+
+
+@attrs.frozen(kw_only=True)
+class ErrorOccurred:
+    """An error seen by the driver.
+
+    `retryable` is the driver's classification (see `actors.classify`); when ``None`` the
+    aggregator classifies by `http_status`. Terminal errors are exported at once; retryable ones
+    are held with their statement until it completes.
+    """
+
+    error_name: str
+    message: str = ""
+    http_status: int | None = None
+    statement_id: str | None = None
+    session_id: str | None = None
+    retryable: bool | None = None
+
+
+Event = (
+    ConnectionOpened
+    | ConnectionClosed
+    | StatementStarted
+    | OperationPolled
+    | ChunkDownloaded
+    | StatementCompleted
+    | StatementCancelled
+    | StatementClosed
+    | ErrorOccurred
+)

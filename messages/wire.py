@@ -1,0 +1,160 @@
+"""The one place that knows the JSON the telemetry service speaks: a single cattrs converter.
+
+Records (`messages.records`) become `TelemetryRequest` bodies with snake_case proto names,
+UPPER_CASE enum strings and unset fields omitted; feature-flag and export answers are parsed back
+into records. Everything else in the project handles records, never dicts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from messages import records
+
+__all__ = [
+    "TELEMETRY_FLAG_NAME",
+    "TelemetryRequest",
+    "converter",
+    "decode_export_response",
+    "decode_feature_flags",
+    "decode_frontend_log",
+    "encode_frontend_log",
+    "encode_request",
+    "flag_value",
+]
+
+TELEMETRY_FLAG_NAME = (
+    "databricks.partnerplatform.clientConfigsFeatureFlags.enableTelemetryForPythonDriver"
+)
+
+
+@attrs.frozen(kw_only=True)
+class TelemetryRequest:
+    """The export body: upload time, the always-empty `items`, and logs as JSON strings."""
+
+    upload_time: int
+    proto_logs: tuple[str, ...]
+    items: tuple[str, ...] = ()
+
+
+converter = cattrs.Converter()
+
+_PROTO_RECORDS: tuple[type[Any], ...] = (
+    records.SystemConfiguration,
+    records.HostInfo,
+    records.DriverConnectionParams,
+    records.ChunkDetails,
+    records.ResultLatency,
+    records.OperationDetail,
+    records.SqlExecutionEvent,
+    records.DriverErrorInfo,
+    records.SqlDriverLog,
+    records.ClientContext,
+    records.FrontendLogContext,
+    records.FrontendLogEntry,
+    records.FrontendLog,
+)
+for _cls in _PROTO_RECORDS:
+    # Every proto field defaults to None, so "omit if default" is exactly "omit unset fields".
+    converter.register_unstructure_hook(
+        _cls, make_dict_unstructure_fn(_cls, converter, _cattrs_omit_if_default=True)
+    )
+
+converter.register_unstructure_hook(
+    TelemetryRequest,
+    make_dict_unstructure_fn(
+        TelemetryRequest,
+        converter,
+        upload_time=override(rename="uploadTime"),
+        proto_logs=override(rename="protoLogs", unstruct_hook=list),
+        items=override(unstruct_hook=list),
+    ),
+)
+converter.register_structure_hook(
+    TelemetryRequest,
+    make_dict_structure_fn(
+        TelemetryRequest,
+        converter,
+        upload_time=override(rename="uploadTime"),
+        proto_logs=override(rename="protoLogs"),
+    ),
+)
+converter.register_structure_hook(
+    records.ExportResponse,
+    make_dict_structure_fn(
+        records.ExportResponse,
+        converter,
+        num_proto_success=override(rename="numProtoSuccess"),
+        num_success=override(rename="numSuccess"),
+        num_realtime_success=override(rename="numRealtimeSuccess"),
+        errors=override(struct_hook=lambda v, _: tuple(str(e) for e in (v or ()))),
+    ),
+)
+converter.register_structure_hook(
+    records.FeatureFlag,
+    lambda v, _: records.FeatureFlag(name=str(v["name"]), value=str(v.get("value", ""))),
+)
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def encode_frontend_log(log: records.FrontendLog) -> str:
+    """Serialise one frontend log to the JSON string that goes into `protoLogs`."""
+    return _dumps(converter.unstructure(log))
+
+
+def encode_request(proto_logs: Iterable[str], upload_time_ms: int) -> bytes:
+    """Build a `TelemetryRequest` body (UTF-8 JSON) from already-encoded frontend logs."""
+    request = TelemetryRequest(upload_time=upload_time_ms, proto_logs=tuple(proto_logs))
+    return _dumps(converter.unstructure(request)).encode("utf-8")
+
+
+def _loads_object(body: bytes | str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{what}: not JSON ({exc.__class__.__name__})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{what}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def decode_frontend_log(text: str) -> records.FrontendLog:
+    """Parse one `protoLogs` string back into records (the inverse of `encode_frontend_log`)."""
+    try:
+        return converter.structure(_loads_object(text, "frontend log"), records.FrontendLog)
+    except (cattrs.BaseValidationError, KeyError, TypeError) as exc:
+        raise ValueError(f"frontend log: {exc}") from None
+
+
+def decode_export_response(body: bytes) -> records.ExportResponse:
+    """Parse the export endpoint's answer; raises `ValueError` when it is not one."""
+    value = _loads_object(body, "export response")
+    if not isinstance(value.get("numProtoSuccess"), int) or isinstance(
+        value.get("numProtoSuccess"), bool
+    ):
+        raise ValueError("export response: numProtoSuccess missing or not an int")
+    try:
+        return converter.structure(value, records.ExportResponse)
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"export response: {exc}") from None
+
+
+def decode_feature_flags(body: bytes) -> records.FeatureFlagResponse:
+    """Parse the feature-flag endpoint's answer; raises `ValueError` when it is not one."""
+    value = _loads_object(body, "feature flags")
+    try:
+        return converter.structure(value, records.FeatureFlagResponse)
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"feature flags: {exc}") from None
+
+
+def flag_value(response: records.FeatureFlagResponse, name: str = TELEMETRY_FLAG_NAME) -> bool:
+    """True only when the named flag is present and its value is "true" (any case)."""
+    return any(f.name == name and f.value.strip().lower() == "true" for f in response.flags)
