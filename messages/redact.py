@@ -35,7 +35,8 @@ _RULES: tuple[_Rule, ...] = (
     # (maybe a -N suffix); whatever is glued on after goes too.
     (re.compile(r"dapi[0-9a-f]{32}[\w-]{0,480}"), REDACTED),
     (re.compile(r"(?<![A-Za-z0-9])dapi[A-Za-z0-9_-]{4,512}"), REDACTED),
-    # JWTs: three base64url segments, the header starting with '{"' (eyJ).
+    # JWTs: base64url segments joined by dots (the signature may be cut off); a JSON header
+    # always starts eyJ.
     (
         re.compile(
             r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{1,4096}\.[A-Za-z0-9_-]{1,4096}"

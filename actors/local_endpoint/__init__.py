@@ -1,4 +1,4 @@
-"""A local telemetry endpoint: the server side of the driver-telemetry protocol, for tests and demos."""
+"""A local telemetry endpoint (the protocol's server side) for integration tests and demos."""
 
 from .cli import add_commands, run_serve, run_show
 from .faults import FAULT_MODES, Fault

@@ -45,7 +45,11 @@ def _on_sigterm(stop: threading.Event) -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def run_serve(args: argparse.Namespace, *, stop_event: threading.Event | None = None) -> int:

@@ -1,4 +1,4 @@
-"""HTTP plumbing of the local endpoint: shared state, the threading server and the request handler."""
+"""HTTP plumbing of the local endpoint: shared state, threading server, request handler."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 from contextlib import suppress
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,8 @@ FLAG_NAME = "databricks.partnerplatform.clientConfigsFeatureFlags.enableTelemetr
 FLAGS_ROUTE = "/api/2.0/connector-service/feature-flags"
 TELEMETRY_ROUTES = ("/telemetry-ext", "/telemetry-unauth")
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,15}")
+_LINGER_S = 1.0
+_LINGER_BYTES = 8 << 20
 _MALFORMED_BODY = b"<html><body>502 upstream hiccup: this is not JSON</body></html>"
 
 
@@ -142,15 +145,31 @@ class TelemetryHandler(BaseHTTPRequestHandler):
         super().setup()
         self.state = self.server.state
         self.config = self.state.config
-        self.route, self.answered, self.body_read = "other", False, False
+        self.route, self.answered, self.body_read, self.linger = "other", False, False, False
         self.connection.settimeout(self.config.request_timeout_s)
         self.state.track(self.connection, True)
 
     def finish(self) -> None:
         try:
             super().finish()
+            if self.linger:
+                self._discard_unread_body()
         finally:
             self.state.track(self.connection, False)
+
+    def _discard_unread_body(self) -> None:
+        """Lingering close: closing with unread input sends a reset, which can destroy the answer
+        before the client reads it. Discard (never parse or store) a bounded tail instead."""
+        deadline = time.monotonic() + _LINGER_S
+        discarded = 0
+        with suppress(OSError):
+            self.connection.shutdown(socket.SHUT_WR)
+            while discarded < _LINGER_BYTES and time.monotonic() < deadline:
+                self.connection.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = self.connection.recv(65536)
+                if not chunk:
+                    break
+                discarded += len(chunk)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -323,12 +342,13 @@ class TelemetryHandler(BaseHTTPRequestHandler):
         self.answered = True
         self.state.record(self.route, status)
         # An unread body would be parsed as the next request on this connection: close instead.
+        headers_in = getattr(self, "headers", None)
         pending = (
             not self.body_read
-            and self.headers is not None
+            and headers_in is not None
             and (
-                "Transfer-Encoding" in self.headers
-                or self.headers.get("Content-Length", "0").strip() != "0"
+                "Transfer-Encoding" in headers_in
+                or headers_in.get("Content-Length", "0").strip() != "0"
             )
         )
         self.send_response(status)
@@ -338,6 +358,7 @@ class TelemetryHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if close or pending or self.state.stopping.is_set():
             self.send_header("Connection", "close")
+            self.linger = pending
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)

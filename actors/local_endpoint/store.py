@@ -117,7 +117,7 @@ class LogStore:
                     entry.get("sql_operation", {}).get("statement_type"),
                     entry.get("operation_latency_ms"),
                     entry.get("error_info", {}).get("error_name"),
-                    json.dumps(log, sort_keys=True),
+                    json.dumps(log),
                 )
             )
         with self._lock:

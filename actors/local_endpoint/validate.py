@@ -125,6 +125,7 @@ def _any(value: object, where: str) -> None:
             _any(item, f"{where}[{index}]")
     elif isinstance(value, dict):
         for key, item in value.items():
+            _string(key, _at(where, key))
             _any(item, _at(where, key))
 
 
@@ -171,92 +172,44 @@ def _object(
     return check
 
 
-_STATEMENT_TYPES = ("TYPE_UNSPECIFIED", "QUERY", "SQL", "UPDATE", "METADATA", "VOLUME")
-_EXECUTION_RESULTS = (
-    "FORMAT_UNSPECIFIED",
-    "INLINE_ARROW",
-    "INLINE_JSON",
-    "EXTERNAL_LINKS",
-    "COLUMNAR_INLINE",
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+def _all(check: Check, names: str) -> dict[str, Check]:
+    return dict.fromkeys(_words(names), check)
+
+
+OPERATION_TYPES = _words(
+    "TYPE_UNSPECIFIED CREATE_SESSION DELETE_SESSION EXECUTE_STATEMENT EXECUTE_STATEMENT_ASYNC "
+    "CLOSE_STATEMENT CANCEL_STATEMENT LIST_TYPE_INFO LIST_CATALOGS LIST_SCHEMAS LIST_TABLES "
+    "LIST_TABLE_TYPES LIST_COLUMNS LIST_FUNCTIONS LIST_PRIMARY_KEYS LIST_IMPORTED_KEYS "
+    "LIST_EXPORTED_KEYS LIST_CROSS_REFERENCES"
 )
-OPERATION_TYPES = (
-    "TYPE_UNSPECIFIED",
-    "CREATE_SESSION",
-    "DELETE_SESSION",
-    "EXECUTE_STATEMENT",
-    "EXECUTE_STATEMENT_ASYNC",
-    "CLOSE_STATEMENT",
-    "CANCEL_STATEMENT",
-    "LIST_TYPE_INFO",
-    "LIST_CATALOGS",
-    "LIST_SCHEMAS",
-    "LIST_TABLES",
-    "LIST_TABLE_TYPES",
-    "LIST_COLUMNS",
-    "LIST_FUNCTIONS",
-    "LIST_PRIMARY_KEYS",
-    "LIST_IMPORTED_KEYS",
-    "LIST_EXPORTED_KEYS",
-    "LIST_CROSS_REFERENCES",
-)
-# Volume operations are named but not detailed in PROTOCOL.md; fields per the drivers' models.
-_VOLUME_OPERATION_TYPES = ("TYPE_UNSPECIFIED", "PUT", "GET", "DELETE", "LIST", "QUERY")
 
 _HOST_INFO = _object({"host_url": _string, "port": _integer(0, 65535)})
 
 _SYSTEM_CONFIGURATION = _object(
-    {
-        name: _string
-        for name in (
-            "driver_name",
-            "driver_version",
-            "runtime_name",
-            "runtime_version",
-            "runtime_vendor",
-            "os_name",
-            "os_version",
-            "os_arch",
-            "client_app_name",
-            "locale_name",
-            "char_set_encoding",
-            "process_name",
-        )
-    }
+    _all(
+        _string,
+        "driver_name driver_version runtime_name runtime_version runtime_vendor os_name "
+        "os_version os_arch client_app_name locale_name char_set_encoding process_name",
+    )
 )
 
-# Proto field names of DriverConnectionParameters beyond the PROTOCOL.md list; drivers disagree on
-# their types (JDBC sends non_proxy_hosts as a list, ADBC some ints as strings), so any non-null
-# value is accepted.
+# DriverConnectionParameters proto fields beyond the PROTOCOL.md list. Drivers disagree on their
+# types (JDBC sends non_proxy_hosts as a list, ADBC some ints as strings): any non-null value.
 CONNECTION_PARAMS_ALLOW_LIST = frozenset(
-    {
-        "auth_scope",
-        "discovery_mode_enabled",
-        "discovery_url",
-        "identity_federation_client_id",
-        "use_empty_metadata",
-        "support_many_parameters",
-        "ssl_trust_store_type",
-        "check_certificate_revocation",
-        "accept_undetermined_certificate_revocation",
-        "enable_jwt_assertion",
-        "jwt_key_file",
-        "jwt_algorithm",
-        "google_service_account",
-        "google_credential_file_path",
-        "allowed_volume_ingestion_paths",
-        "enable_complex_datatype_support",
-        "azure_workspace_resource_id",
-        "azure_tenant_id",
-        "string_column_length",
-        "enable_token_cache",
-        "auth_endpoint",
-        "token_endpoint",
-        "non_proxy_hosts",
-        "enable_sea_hybrid_results",
-        "query_tags",
-        "auto_commit",
-        "enable_metric_view_metadata",
-    }
+    _words(
+        "auth_scope discovery_mode_enabled discovery_url identity_federation_client_id "
+        "use_empty_metadata support_many_parameters ssl_trust_store_type "
+        "check_certificate_revocation accept_undetermined_certificate_revocation "
+        "enable_jwt_assertion jwt_key_file jwt_algorithm google_service_account "
+        "google_credential_file_path allowed_volume_ingestion_paths "
+        "enable_complex_datatype_support azure_workspace_resource_id azure_tenant_id "
+        "string_column_length enable_token_cache auth_endpoint token_endpoint non_proxy_hosts "
+        "enable_sea_hybrid_results query_tags auto_commit enable_metric_view_metadata"
+    )
 )
 
 _CONNECTION_PARAMS = _object(
@@ -270,64 +223,54 @@ _CONNECTION_PARAMS = _object(
         "auth_flow": _enum(
             "TOKEN_PASSTHROUGH", "CLIENT_CREDENTIALS", "BROWSER_BASED_AUTHENTICATION"
         ),
-        **{
-            name: _boolean
-            for name in (
-                "use_proxy",
-                "use_system_proxy",
-                "use_cf_proxy",
-                "allow_self_signed_support",
-                "use_system_trust_store",
-                "enable_arrow",
-                "enable_direct_results",
-            )
-        },
-        **{
-            name: _count
-            for name in (
-                "rows_fetched_per_block",
-                "socket_timeout",
-                "async_poll_interval_millis",
-                "http_connection_pool_size",
-            )
-        },
+        **_all(
+            _boolean,
+            "use_proxy use_system_proxy use_cf_proxy allow_self_signed_support "
+            "use_system_trust_store enable_arrow enable_direct_results",
+        ),
+        **_all(
+            _count,
+            "rows_fetched_per_block socket_timeout async_poll_interval_millis "
+            "http_connection_pool_size",
+        ),
     },
     extra=CONNECTION_PARAMS_ALLOW_LIST,
 )
 
 _SQL_OPERATION = _object(
     {
-        "statement_type": _enum(*_STATEMENT_TYPES),
+        "statement_type": _enum(*_words("TYPE_UNSPECIFIED QUERY SQL UPDATE METADATA VOLUME")),
         "is_compressed": _boolean,
-        "execution_result": _enum(*_EXECUTION_RESULTS),
+        "execution_result": _enum(
+            *_words("FORMAT_UNSPECIFIED INLINE_ARROW INLINE_JSON EXTERNAL_LINKS COLUMNAR_INLINE")
+        ),
         "retry_count": _count,
         "chunk_id": _count,
         "chunk_details": _object(
-            {
-                name: _count
-                for name in (
-                    "initial_chunk_latency_millis",
-                    "slowest_chunk_latency_millis",
-                    "total_chunks_present",
-                    "total_chunks_iterated",
-                    "sum_chunks_download_time_millis",
-                )
-            }
+            _all(
+                _count,
+                "initial_chunk_latency_millis slowest_chunk_latency_millis total_chunks_present "
+                "total_chunks_iterated sum_chunks_download_time_millis",
+            )
         ),
         "result_latency": _object(
-            {
-                "result_set_ready_latency_millis": _count,
-                "result_set_consumption_latency_millis": _count,
-            }
+            _all(_count, "result_set_ready_latency_millis result_set_consumption_latency_millis")
         ),
         "operation_detail": _object(
             {
-                "n_operation_status_calls": _count,
-                "operation_status_latency_millis": _count,
+                **_all(_count, "n_operation_status_calls operation_status_latency_millis"),
                 "operation_type": _enum(*OPERATION_TYPES),
                 "is_internal_call": _boolean,
             }
         ),
+    }
+)
+
+# vol_operation is named but not detailed in PROTOCOL.md; its fields follow the drivers' models.
+_VOL_OPERATION = _object(
+    {
+        "volume_operation_type": _enum(*_words("TYPE_UNSPECIFIED PUT GET DELETE LIST QUERY")),
+        "volume_path": _string,
     }
 )
 
@@ -338,12 +281,7 @@ _SQL_DRIVER_LOG = _object(
         "system_configuration": _SYSTEM_CONFIGURATION,
         "driver_connection_params": _CONNECTION_PARAMS,
         "auth_type": _string,
-        "vol_operation": _object(
-            {
-                "volume_operation_type": _enum(*_VOLUME_OPERATION_TYPES),
-                "volume_path": _string,
-            }
-        ),
+        "vol_operation": _VOL_OPERATION,
         "sql_operation": _SQL_OPERATION,
         "error_info": _object(
             {"error_name": _string, "stack_trace": _string}, required=("error_name",)
