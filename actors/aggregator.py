@@ -75,7 +75,9 @@ class AggregatorActor(GuardedActor):
         self._logs: collections.Counter[str] = collections.Counter()
         self._stats: collections.Counter[str] = collections.Counter()
         self._drain_notify: Teller | None = None
+        self._drain_waits_for_flag: float | None = None
         self._tick: Any = None
+        self._held_flushes: list[Flush] = []
 
     def on_start(self) -> None:
         """Start the flush interval timer."""
@@ -98,14 +100,29 @@ class AggregatorActor(GuardedActor):
                         self._drop_queued("flag_off")
                 else:
                     self._send_batches()
-            case Flush(deadline_s=deadline_s, reply=reply):
-                self._send_batches()
-                self._exporter.tell(Flush(deadline_s=deadline_s, reply=reply))
+                for held in self._held_flushes:
+                    self._exporter.tell(held)
+                self._held_flushes.clear()
+                if self._drain_waits_for_flag is not None:
+                    self._export_and_drain(self._drain_waits_for_flag)
+            case Flush():
+                if self._flag is None and self._queue:  # nothing can go before the flag is known
+                    self._held_flushes.append(message)
+                else:
+                    self._send_batches()
+                    self._exporter.tell(message)
             case Drain():
                 self._drain(message)
             case Drained():
                 self._finish_drain()
             case Abandon():
+                self._drain_waits_for_flag = None
+                while self._queue:  # the flag never came: the server's wish is unknown
+                    self._drop_queued("flag_unknown")
+                for held in self._held_flushes:
+                    if held.reply is not None:
+                        held.reply.set(False)
+                self._held_flushes.clear()
                 for batch_id, events in list(self._in_export.items()):
                     self._dropped["shutdown_timeout"] += events
                     del self._in_export[batch_id]
@@ -319,11 +336,15 @@ class AggregatorActor(GuardedActor):
             self._tick.cancel()
         for statement_id in list(self._statements):
             self._emit_statement(statement_id)
-        if self._flag is None:  # never learnt whether the server wants it
-            while self._queue:
-                self._drop_queued("flag_unknown")
+        if self._flag is None:  # a short-lived process: wait for the flag, up to the deadline
+            self._drain_waits_for_flag = message.deadline_s
+            return
+        self._export_and_drain(message.deadline_s)
+
+    def _export_and_drain(self, deadline_s: float) -> None:
+        self._drain_waits_for_flag = None
         self._send_batches()
-        self._exporter.tell(Drain(deadline_s=message.deadline_s, notify=self.actor_ref))
+        self._exporter.tell(Drain(deadline_s=deadline_s, notify=self.actor_ref))
 
     def _finish_drain(self) -> None:
         notify, self._drain_notify = self._drain_notify, None
