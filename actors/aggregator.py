@@ -76,6 +76,7 @@ class AggregatorActor(GuardedActor):
         self._stats: collections.Counter[str] = collections.Counter()
         self._drain_notify: Teller | None = None
         self._drain_waits_for_flag: float | None = None
+        self._exporter_final: Any = None
         self._tick: Any = None
         self._held_flushes: list[Flush] = []
 
@@ -87,7 +88,11 @@ class AggregatorActor(GuardedActor):
         match message:
             case (ConnectionContext() as context, event):
                 self._received += 1
-                self._on_event(context, event)
+                try:
+                    self._on_event(context, event)
+                except Exception:  # a bug: count the event as dropped so the accounts balance
+                    self._dropped["handler_error"] += max(0, self._unaccounted())
+                    raise
             case FlushTick():
                 self._schedule_tick()
                 self._send_batches()
@@ -113,7 +118,8 @@ class AggregatorActor(GuardedActor):
                     self._exporter.tell(message)
             case Drain():
                 self._drain(message)
-            case Drained():
+            case Drained(snapshot=exporter_final):
+                self._exporter_final = exporter_final
                 self._finish_drain()
             case Abandon():
                 self._drain_waits_for_flag = None
@@ -302,17 +308,23 @@ class AggregatorActor(GuardedActor):
         self._queued_events = 0
 
     def _batches(self) -> Iterator[tuple[ConnectionContext, list[tuple[FrontendLog, int]]]]:
-        """Empty the queue into batches of one connection each, at most `batch_size` logs."""
-        groups: dict[int, tuple[ConnectionContext, list[tuple[FrontendLog, int]]]] = {}
+        """Empty the queue into batches of at most `batch_size` logs that share credentials.
+
+        Logs are grouped by the connection's auth provider (the same object, so the same
+        credentials), workspace and user agent: connections that share a provider share
+        batches; a connection with a provider of its own gets batches of its own.
+        """
+        groups: dict[Any, tuple[ConnectionContext, list[tuple[FrontendLog, int]]]] = {}
         size = self._settings.batch_size
         while self._queue:
             context, log, events = self._queue.popleft()
-            group = groups.get(context.connection_id)
+            key = _credential_key(context)
+            group = groups.get(key)
             if group is None:
-                group = groups[context.connection_id] = (context, [])
+                group = groups[key] = (context, [])
             group[1].append((log, events))
             if len(group[1]) >= size:
-                yield groups.pop(context.connection_id)
+                yield groups.pop(key)
         yield from groups.values()
 
     def _on_settled(self, settled: BatchSettled) -> None:
@@ -350,7 +362,14 @@ class AggregatorActor(GuardedActor):
         notify, self._drain_notify = self._drain_notify, None
         if notify is not None:
             self._drain_notify = _Closed()
-            notify.tell(Drained(snapshot=self.snapshot()))
+            final = self.snapshot()
+            if self._exporter_final is not None:
+                final["exporter"] = dict(self._exporter_final)
+            notify.tell(Drained(snapshot=final))
+
+    def _unaccounted(self) -> int:
+        pending = self._statement_events + self._queued_events + sum(self._in_export.values())
+        return self._received - self._exported - sum(self._dropped.values()) - pending
 
     def snapshot(self) -> dict[str, Any]:
         """The host's accounts and buffers; `balanced` checks the accounting identity."""
@@ -377,6 +396,13 @@ class AggregatorActor(GuardedActor):
             "stats": dict(self._stats),
             "handler_errors": self.handler_errors,
         }
+
+
+def _credential_key(context: ConnectionContext) -> tuple[Any, ...]:
+    """Connections with the same key send with the same credentials and headers."""
+    if context.auth is None:
+        return (None, context.workspace_id, context.user_agent)
+    return (id(context.auth), context.workspace_id, context.user_agent)
 
 
 class _Closed:

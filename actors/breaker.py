@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 
 class BreakerState(enum.Enum):
@@ -94,6 +95,30 @@ class CircuitBreaker:
         elif self._state is BreakerState.HALF_OPEN:
             self._open()
         # A late failure while OPEN must not extend the open period: ignore it.
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Continue from another breaker's `snapshot()` (a host's previous actor tree).
+
+        An OPEN breaker stays open for the rest of its period; a HALF_OPEN one resumes as OPEN
+        with its period over, so the next `allow()` grants a fresh probe. Garbage is ignored.
+        """
+        try:
+            state = BreakerState(snapshot["state"])
+            failures = int(snapshot.get("consecutive_failures") or 0)
+            opened_for_s = float(snapshot.get("opened_for_s") or 0.0)
+            transitions = {
+                str(k): int(v) for k, v in dict(snapshot.get("transitions") or {}).items()
+            }
+        except (KeyError, TypeError, ValueError):
+            return
+        self.transitions = transitions
+        self._consecutive_failures = max(0, failures)
+        if state is BreakerState.CLOSED:
+            return
+        if state is BreakerState.HALF_OPEN:
+            opened_for_s = self._open_s
+        self._state = BreakerState.OPEN
+        self._opened_at = self._clock() - max(0.0, opened_for_s)
 
     def release(self) -> None:
         """Clear an outstanding probe without an outcome (its batch was abandoned)."""

@@ -11,6 +11,7 @@ import collections
 import logging
 import random
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from actors._base import GuardedActor
@@ -29,6 +30,7 @@ from messages.commands import (
     ExportBatch,
     Flush,
     Pump,
+    RestoreBreaker,
     RetryBatch,
 )
 from messages.config import TelemetrySettings
@@ -91,6 +93,7 @@ class ExporterActor(GuardedActor):
         timer: Timer,
         clock: Any = time.monotonic,
         rng: random.Random | None = None,
+        breaker_state: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self._base_url = base_url
@@ -105,6 +108,10 @@ class ExporterActor(GuardedActor):
             success_threshold=settings.breaker_success_threshold,
             clock=clock,
         )
+        # A breaker per host, not per tree: continue from the host's previous tree, if known.
+        self._breaker_used = False
+        if breaker_state is not None:
+            self._breaker.restore(breaker_state)
         self._bucket = TokenBucket(
             rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst, clock=clock
         )
@@ -140,6 +147,9 @@ class ExporterActor(GuardedActor):
                     reply.set(not self._queue)
             case Drain():
                 self._drain(message)
+            case RestoreBreaker(snapshot=snapshot):
+                if not self._breaker_used:  # the previous tree finished after this one started
+                    self._breaker.restore(snapshot)
             case DumpState():
                 return self.snapshot()
             case _:
@@ -184,13 +194,21 @@ class ExporterActor(GuardedActor):
         self._stats["attempts"] += 1
         path, headers = export_headers(pending.batch.context)
         authed = path == "/telemetry-ext"
-        logs = pending.bodies.get(authed)
-        if logs is None:
-            source = (
-                pending.batch.logs if authed else tuple(map(strip_for_unauth, pending.batch.logs))
-            )
-            logs = pending.bodies[authed] = [encode_frontend_log(log) for log in source]
-        body = encode_request(logs, int(time.time() * 1000))
+        try:
+            logs = pending.bodies.get(authed)
+            if logs is None:
+                source = (
+                    pending.batch.logs
+                    if authed
+                    else tuple(map(strip_for_unauth, pending.batch.logs))
+                )
+                logs = pending.bodies[authed] = [encode_frontend_log(log) for log in source]
+            body = encode_request(logs, int(time.time() * 1000))
+        except Exception:  # a log the wire cannot carry: settle the batch rather than lose it
+            logger.debug("exporter: batch %d cannot be encoded", pending.batch.batch_id)
+            self._breaker.release()
+            self._settle(pending, exported_logs=0, reason="invalid_event")
+            return
         timeout_s = None
         if self._deadline_s is not None:
             timeout_s = max(0.05, self._deadline_s - self._clock())
@@ -252,6 +270,7 @@ class ExporterActor(GuardedActor):
     def _record(self, *, success: bool) -> None:
         if not self._settings.breaker_enabled:
             return
+        self._breaker_used = True
         if success:
             self._breaker.record_success()
         else:
@@ -288,7 +307,7 @@ class ExporterActor(GuardedActor):
     def _maybe_finish_drain(self) -> None:
         if self._drain_notify is not None and not self._queue and not self._waiting:
             notify, self._drain_notify = self._drain_notify, None
-            notify.tell(Drained())
+            notify.tell(Drained(snapshot=self.snapshot()))
 
     def snapshot(self) -> dict[str, Any]:
         """Breaker, rate limit, queued and retrying batches, outcomes and drops."""

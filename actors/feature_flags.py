@@ -42,12 +42,24 @@ def clamp_ttl_s(ttl_s: object, default_s: int) -> int:
 
 
 class FlagView:
-    """The flag as driver threads see it (`Connection.enabled`); written only by the actor."""
+    """The flag as driver threads see it (`Connection.enabled`); written only by the actor.
 
-    __slots__ = ("enabled",)
+    `expires_at` (monotonic) lets the registry hand a still-valid decision to the host's next
+    tree, so a host whose connections come and go does not fetch the flag every time.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("enabled", "expires_at")
+
+    def __init__(self, cached: FlagView | None = None) -> None:
         self.enabled: bool | None = None
+        self.expires_at: float | None = None
+        if (
+            cached is not None
+            and cached.enabled is not None
+            and cached.expires_at is not None
+            and cached.expires_at > time.monotonic()
+        ):
+            self.enabled, self.expires_at = cached.enabled, cached.expires_at
 
 
 class FeatureFlagActor(GuardedActor):
@@ -87,6 +99,8 @@ class FeatureFlagActor(GuardedActor):
         """Decide at once when forced on; otherwise fetch (in this thread, never the driver's)."""
         if self._settings.force_enable:
             self._decide(True, "force_enable", None)
+        elif self._view.enabled is not None and self._view.expires_at is not None:
+            self._decide(self._view.enabled, "cached", self._view.expires_at - self._clock())
         else:
             self.actor_ref.tell(RefreshFlag())
 
@@ -140,7 +154,7 @@ class FeatureFlagActor(GuardedActor):
         if ttl_s is None:
             self._expires_at = None
             return
-        self._expires_at = self._clock() + ttl_s
+        self._expires_at = self._view.expires_at = self._clock() + ttl_s
         # Refresh a little before expiry so the cached value never lapses.
         self._refresh = self._timer.schedule(
             max(1.0, ttl_s - min(30.0, ttl_s * 0.1)), self.actor_ref, RefreshFlag()

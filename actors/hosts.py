@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 import attrs
@@ -42,10 +43,13 @@ def normalise_host(host: str, default_scheme: str = "https") -> HostAddress:
     text = text.rpartition("@")[2]  # credentials in the host are never kept
     port: int | None = None
     if text.startswith("["):
-        name, _, rest = text[1:].partition("]")
-        if not name or not re.fullmatch(r"[0-9a-f:.]+", name):
+        name, bracket, rest = text[1:].partition("]")
+        if not bracket or not re.fullmatch(r"[0-9a-f:.]+", name):
             raise ValueError(f"host {host!r}: bad IPv6 literal")
-        name = f"[{name}]"
+        try:  # one spelling per address: [2001:0db8::0001] is [2001:db8::1]
+            name = f"[{ipaddress.IPv6Address(name).compressed}]"
+        except ValueError:
+            raise ValueError(f"host {host!r}: bad IPv6 literal") from None
         if rest.startswith(":"):
             port = _port(rest[1:], host)
         elif rest:
@@ -54,7 +58,7 @@ def normalise_host(host: str, default_scheme: str = "https") -> HostAddress:
         name, sep, port_text = text.partition(":")
         if sep:
             port = _port(port_text, host)
-        name = name.rstrip(".")
+        name = name.removesuffix(".")
         if not _HOSTNAME.match(name) or ".." in name:
             raise ValueError(f"host {host!r}: not a valid host name")
     if port is None or port == _DEFAULT_PORTS[scheme]:
@@ -63,6 +67,6 @@ def normalise_host(host: str, default_scheme: str = "https") -> HostAddress:
 
 
 def _port(text: str, host: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise ValueError(f"host {host!r}: bad port {text!r}")
     return int(text)

@@ -17,6 +17,7 @@ import attrs
 import pykka
 
 from actors._base import GuardedActor
+from actors.feature_flags import FlagView
 from actors.supervisor import HostTree, TreeConfig, start_tree
 from messages.commands import (
     Connect,
@@ -24,6 +25,7 @@ from messages.commands import (
     FacadeDropped,
     HostLease,
     ListHosts,
+    RestoreBreaker,
     ShutdownAll,
     Stop,
     TreeStopped,
@@ -56,6 +58,8 @@ class RegistryActor(GuardedActor):
         self._facade_drops: dict[str, collections.Counter[str]] = collections.defaultdict(
             collections.Counter
         )
+        self._flag_cache: dict[str, FlagView] = {}
+        self._breakers: dict[str, dict[str, Any]] = {}
         self._connects = 0
         self._disconnects = 0
 
@@ -68,6 +72,12 @@ class RegistryActor(GuardedActor):
             case TreeStopped(host=host, generation=generation, snapshot=snapshot):
                 self._stopping.pop((host, generation), None)
                 self._finished[host].append({"generation": generation, **snapshot})
+                breaker = snapshot.get("exporter", {}).get("breaker")
+                if breaker is not None:
+                    self._breakers[host] = breaker
+                    live = self._hosts.get(host)
+                    if live is not None and live.tree.generation > generation:
+                        live.tree.exporter.tell(RestoreBreaker(snapshot=breaker))
             case FacadeDropped(host=host, reason=reason, count=count):
                 self._facade_drops[host][reason] += count
             case ShutdownAll(deadline_s=deadline_s):
@@ -86,7 +96,12 @@ class RegistryActor(GuardedActor):
         if entry is None:
             self._generations += 1
             tree = start_tree(
-                message.tree_config, self._generations, self.actor_ref, message.context
+                message.tree_config,
+                self._generations,
+                self.actor_ref,
+                message.context,
+                cached_flag=self._flag_cache.get(message.host),
+                breaker_state=self._breakers.get(message.host),
             )
             entry = self._hosts[message.host] = HostEntry(
                 tree=tree, config=message.tree_config, connections=set()
@@ -113,6 +128,7 @@ class RegistryActor(GuardedActor):
 
     def _stop_host(self, host: str, deadline_s: float) -> None:
         entry = self._hosts.pop(host)
+        self._flag_cache[host] = entry.tree.flag
         reply: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
         self._stopping[(host, entry.tree.generation)] = reply
         entry.tree.supervisor.tell(Stop(deadline_s=deadline_s, reply=reply))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -143,16 +144,26 @@ class HostSupervisor(GuardedActor):
 
 
 def start_tree(
-    config: TreeConfig, generation: int, registry: Teller, first: ConnectionContext
+    config: TreeConfig,
+    generation: int,
+    registry: Teller,
+    first: ConnectionContext,
+    cached_flag: FlagView | None = None,
+    breaker_state: Mapping[str, Any] | None = None,
 ) -> HostTree:
-    """Start a host's exporter, aggregator, flag fetcher and supervisor (in that order)."""
+    """Start a host's exporter, aggregator, flag fetcher and supervisor (in that order).
+
+    `cached_flag` is the previous tree's flag view: a decision still within its TTL is reused;
+    `breaker_state` is the previous tree's final breaker snapshot: the breaker is per host.
+    """
     timer = Timer(f"{config.address.key}#{generation}")
-    view = FlagView()
+    view = FlagView(cached_flag)
     exporter = ExporterActor.start(
         base_url=config.address.base_url,
         settings=config.settings,
         transport=config.transport,
         timer=timer,
+        breaker_state=breaker_state,
     )
     aggregator = AggregatorActor.start(settings=config.settings, exporter=exporter, timer=timer)
     flags = FeatureFlagActor.start(

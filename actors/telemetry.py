@@ -59,7 +59,8 @@ class _Process:
         self.registry: pykka.ActorRef[Any] | None = None
         self.pool: Any = None
         self.epoch = 0
-        self.shutdown_timeout_s = TelemetrySettings().shutdown_timeout_s
+        # The largest shutdown timeout of any connection opened; None until one is.
+        self.shutdown_timeout_s: float | None = None
         self.exit_hook = False
         self.last_report: dict[str, Any] | None = None
 
@@ -268,7 +269,9 @@ def _open(
             Connect(host=address.key, context=context, tree_config=config),
             _ASK_TIMEOUT_S,
         )
-        _state.shutdown_timeout_s = max(_state.shutdown_timeout_s, settings.shutdown_timeout_s)
+        _state.shutdown_timeout_s = max(
+            _state.shutdown_timeout_s or 0.0, settings.shutdown_timeout_s
+        )
         handle._bind(context, lease)
     except Exception:
         logger.debug(
@@ -398,6 +401,8 @@ def shutdown(timeout_s: float | None = None) -> bool:
     """
     if timeout_s is None:
         timeout_s = _state.shutdown_timeout_s
+        if timeout_s is None:
+            timeout_s = TelemetrySettings().shutdown_timeout_s
     deadline_s = time.monotonic() + max(0.0, timeout_s)
     registry = _state.registry
     if registry is None:
@@ -410,7 +415,11 @@ def shutdown(timeout_s: float | None = None) -> bool:
         )
         for future in futures:
             result = future.get(timeout=max(0.0, deadline_s - time.monotonic()))
-            clean = clean and not result.get("timed_out", False)
+            # A drain cut short by the deadline reports its drops, not a timeout: both are unclean.
+            cut_short = result.get("timed_out", False) or result.get("dropped", {}).get(
+                "shutdown_timeout", 0
+            )
+            clean = clean and not cut_short
     except Exception:
         logger.debug("telemetry: shutdown did not finish in %.3f s", timeout_s, exc_info=True)
         clean = False

@@ -1,4 +1,4 @@
-"""How a pyodbc-style driver embeds the library directly (runnable: `python examples/embed_driver.py`).
+"""How a pyodbc-style driver embeds the library directly: `python examples/embed_driver.py`.
 
 `MiniDriver` stands in for a real driver: its "server" is sqlite3, its telemetry goes to a local
 endpoint. The lines marked `# telemetry` are all a driver adds.

@@ -33,6 +33,7 @@ __all__ = [
     "Pump",
     "RefreshFlag",
     "Reply",
+    "RestoreBreaker",
     "RetryBatch",
     "ShutdownAll",
     "Stop",
@@ -222,6 +223,13 @@ class RetryBatch:
 @attrs.frozen(kw_only=True)
 class Pump:
     """Timer fact: the rate limiter has a token again; send what is queued."""
+
+
+@attrs.frozen(kw_only=True)
+class RestoreBreaker:
+    """The host's previous tree stopped: continue from its breaker, unless already under way."""
+
+    snapshot: Mapping[str, Any]
 
 
 @attrs.frozen(kw_only=True)

@@ -30,7 +30,7 @@ EXPORT_ALLOW_LIST: dict[LogKind, frozenset[str]] = {
     LogKind.CONNECTION: _COMMON | {"driver_connection_params", "auth_type"},
     LogKind.STATEMENT: _COMMON | {"sql_statement_id", "sql_operation", "error_info"},
     LogKind.ERROR: _COMMON | {"sql_statement_id", "sql_operation", "error_info"},
-    LogKind.CLOSE: _COMMON | {"sql_operation"},
+    LogKind.CLOSE: _COMMON | {"sql_statement_id", "sql_operation"},  # which statement closed
 }
 _ALL_FIELDS = tuple(a.name for a in attrs.fields(SqlDriverLog))
 

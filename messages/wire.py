@@ -7,12 +7,16 @@ into records. Everything else in the project handles records, never dicts.
 
 from __future__ import annotations
 
+import enum
 import json
-from collections.abc import Iterable
+import types
+import typing
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 import cattrs
+from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from messages import records
@@ -45,6 +49,52 @@ class TelemetryRequest:
 
 converter = cattrs.Converter()
 
+_SCALARS = frozenset({str, int, bool, float, type(None)})
+
+
+def _optional_args(t: Any) -> tuple[Any, ...]:
+    """The non-None members of an ``X | None`` type, or () for anything else."""
+    if typing.get_origin(t) not in (typing.Union, types.UnionType):
+        return ()
+    args = typing.get_args(t)
+    return tuple(a for a in args if a is not type(None)) if type(None) in args else ()
+
+
+def _optional_hook(t: Any) -> Callable[[Any], Any]:
+    """One call (or none) per optional field, where cattrs' generic optional hook takes two.
+
+    Optional scalars unstructure to themselves, so cattrs inlines them into the generated record
+    functions; the generated code only calls a field's hook when the field is set, but the hook
+    stays safe for ``None`` when called directly.
+    """
+    (inner,) = _optional_args(t)
+    if inner in _SCALARS:
+        return identity
+    hook = converter.get_unstructure_hook(inner)
+    if isinstance(inner, type) and issubclass(inner, enum.Enum):
+        return lambda value: None if value is None else value.value
+    return lambda value: None if value is None else hook(value)
+
+
+converter.register_unstructure_hook_factory(lambda t: len(_optional_args(t)) == 1, _optional_hook)
+
+
+def _memoised(unstructure: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
+    """Cache the unstructured form of a few frozen instances (by identity; a copy per call)."""
+    cache: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+    def cached(value: Any) -> dict[str, Any]:
+        hit = cache.get(id(value))
+        if hit is None or hit[0] is not value:
+            if len(cache) >= _MEMO_SIZE:
+                cache.clear()
+            hit = cache[id(value)] = (value, unstructure(value))
+        return hit[1].copy()
+
+    return cached
+
+
+_MEMO_SIZE = 64
 _PROTO_RECORDS: tuple[type[Any], ...] = (
     records.SystemConfiguration,
     records.HostInfo,
@@ -65,6 +115,9 @@ for _cls in _PROTO_RECORDS:
     converter.register_unstructure_hook(
         _cls, make_dict_unstructure_fn(_cls, converter, _cattrs_omit_if_default=True)
     )
+    if _cls is records.SystemConfiguration:
+        # One per driver and process, yet part of every log: unstructure each instance once.
+        converter.register_unstructure_hook(_cls, _memoised(converter.get_unstructure_hook(_cls)))
 
 converter.register_unstructure_hook(
     TelemetryRequest,
@@ -101,7 +154,10 @@ converter.register_structure_hook(
     lambda v, _: records.FeatureFlag(name=str(v["name"]), value=str(v.get("value", ""))),
 )
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+# Unstructured records hold no cycles, so the encoder's circular-reference bookkeeping is skipped.
+_dumps = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+).encode
 
 
 def encode_frontend_log(log: records.FrontendLog) -> str:

@@ -71,6 +71,7 @@ def run_serve(args: argparse.Namespace, *, stop_event: threading.Event | None = 
         return 2
     stop = stop_event or threading.Event()
     restore = _on_sigterm(stop) if stop_event is None else (lambda: None)
+    stats: dict[str, Any] = {"logs_accepted": 0, "flag_fetches": 0, "requests": {}}
     try:
         with endpoint:
             auth = "no auth" if args.no_auth else f"Authorization: Bearer {args.token}"
@@ -82,9 +83,10 @@ def run_serve(args: argparse.Namespace, *, stop_event: threading.Event | None = 
             try:
                 while not stop.wait(0.5):
                     pass
-            except KeyboardInterrupt:
-                pass
-            stats = endpoint.stats()
+            finally:
+                stats = endpoint.stats()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a foreground `serve` is meant to end
     except OSError as error:
         print(f"serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1

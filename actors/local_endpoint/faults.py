@@ -104,7 +104,7 @@ class Fault:
             raise ValueError(f"invalid fault {spec!r}: unknown mode {mode!r}; expected {SPEC_HELP}")
         required, optional = _ARGS[mode]
         if not len(required) <= len(args) <= len(required) + len(optional):
-            wanted = ":".join([mode, *required, *(f"[{name}]" for name in optional)])
+            wanted = ":".join([mode, *(f"<{n}>" for n in required), *(f"[{n}]" for n in optional)])
             raise ValueError(f"invalid fault {spec!r}: expected {wanted}")
         values: dict[str, Any] = {}
         for name, raw in zip(required + optional, args, strict=False):

@@ -102,9 +102,13 @@ class EndpointState:
             statuses = self.requests.setdefault(route, {})
             statuses[status] = statuses.get(status, 0) + 1
 
-    def track(self, connection: socket.socket, open_: bool) -> None:
+    def opened(self, connection: socket.socket) -> None:
         with self.lock:
-            (self.connections.add if open_ else self.connections.discard)(connection)
+            self.connections.add(connection)
+
+    def closed(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.connections.discard(connection)
 
     def disconnect_all(self) -> None:
         """Wake every handler blocked on a read (idle keep-alive, slow client) so it exits."""
@@ -147,7 +151,7 @@ class TelemetryHandler(BaseHTTPRequestHandler):
         self.config = self.state.config
         self.route, self.answered, self.body_read, self.linger = "other", False, False, False
         self.connection.settimeout(self.config.request_timeout_s)
-        self.state.track(self.connection, True)
+        self.state.opened(self.connection)
 
     def finish(self) -> None:
         try:
@@ -155,7 +159,7 @@ class TelemetryHandler(BaseHTTPRequestHandler):
             if self.linger:
                 self._discard_unread_body()
         finally:
-            self.state.track(self.connection, False)
+            self.state.closed(self.connection)
 
     def _discard_unread_body(self) -> None:
         """Lingering close: closing with unread input sends a reset, which can destroy the answer
@@ -182,7 +186,9 @@ class TelemetryHandler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Answer protocol errors found by http.server itself (bad request line, huge headers)."""
         self.route, self.body_read = "other", True
+        self.request_version = "HTTP/1.1"  # an unparsable request would get a bare HTTP/0.9 body
         self._reply_json(code, {"error": message or HTTPStatus(code).phrase}, close=True)
+        self.linger = True  # the rest of an oversized line or header block is still unread
 
     def _serve(self) -> None:
         self.route, self.answered, self.body_read = "other", False, False
@@ -316,7 +322,7 @@ class TelemetryHandler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         """Close without answering; a zero linger turns the close into a reset."""
-        self.answered, self.close_connection = True, True
+        self.answered, self.close_connection, self.linger = True, True, False
         self.state.record(self.route, 0)
         with suppress(OSError):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -340,7 +346,7 @@ class TelemetryHandler(BaseHTTPRequestHandler):
         close: bool = False,
     ) -> None:
         self.answered = True
-        self.state.record(self.route, status)
+        self.state.record(self.route, int(status))  # http.server passes HTTPStatus members
         # An unread body would be parsed as the next request on this connection: close instead.
         headers_in = getattr(self, "headers", None)
         pending = (

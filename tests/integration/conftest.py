@@ -1,21 +1,24 @@
-"""Fixtures for whole-pipeline tests: real local endpoints, fast settings, no thread left behind."""
+"""Fixtures for whole-pipeline tests: real local endpoints and the helpers to wait on the actors.
+
+Stopping everything after each test is the job of the autouse `stop_all_actors` fixture in
+``tests/conftest.py`` (``actors.shutdown`` then ``ActorRegistry.stop_all``). It is set up first
+and torn down last, so the endpoints started here are stopped (releasing any hanging request)
+before it runs.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import pykka
 import pytest
 
 import actors
 from actors.local_endpoint import LocalEndpoint
 
 TOKEN = "integration-token"
-STOP_TIMEOUT_S = 2.0
-# Thread names of everything a telemetry tree starts (pykka names threads `<Class>-<n>`).
+# Thread names of everything the facade starts (pykka names threads `<Class>-<n>`).
 TELEMETRY_THREAD_PREFIXES = (
     "RegistryActor-",
     "HostSupervisor-",
@@ -26,62 +29,59 @@ TELEMETRY_THREAD_PREFIXES = (
 )
 
 
-def telemetry_threads() -> list[str]:
-    """Names of live threads that belong to the telemetry actor trees."""
-    return [
-        thread.name
-        for thread in threading.enumerate()
-        if thread.name.startswith(TELEMETRY_THREAD_PREFIXES) and thread.is_alive()
-    ]
+class Harness:
+    """What every test needs to synchronise with the actors: polling, reports, settled accounts."""
+
+    def __init__(self, wait_until: Callable[..., Any]) -> None:
+        self._wait_until = wait_until
+
+    def wait_until(
+        self, condition: Callable[[], Any], timeout_s: float = 5.0, what: str = "condition"
+    ) -> Any:
+        """Poll `condition` until it returns something truthy (returned), or fail."""
+        return self._wait_until(condition, timeout_s, what)
+
+    def report(self, host: str, timeout_s: float = 2.0) -> dict[str, Any]:
+        """`dump_state()` of one host (its live actors, finished generations and accounting)."""
+        hosts: dict[str, Any] = actors.dump_state(timeout_s)["hosts"]
+        assert host in hosts, f"{host} not in dump_state: {sorted(hosts)}"
+        return dict(hosts[host])
+
+    def settled(self, host: str, told: int, timeout_s: float = 5.0) -> dict[str, Any]:
+        """Wait until `told` events of `host` are all accounted for; return the balanced account."""
+
+        def done() -> dict[str, Any] | None:
+            account = actors.dump_state()["hosts"].get(host, {}).get("accounting")
+            if account and account["told"] == told and account["pending"] == 0:
+                return dict(account)
+            return None
+
+        account: dict[str, Any] = self.wait_until(
+            done, timeout_s, f"{told} events of {host} to settle"
+        )
+        assert account["balanced"], account
+        return account
+
+    @staticmethod
+    def threads() -> list[str]:
+        """Names of live threads the facade started (registry, host trees, timers)."""
+        return [
+            thread.name
+            for thread in threading.enumerate()
+            if thread.name.startswith(TELEMETRY_THREAD_PREFIXES)
+        ]
 
 
-def wait_until(
-    condition: Callable[[], Any], timeout_s: float = 5.0, what: str = "condition"
-) -> Any:
-    """Poll `condition` until it returns something truthy (and return it), or fail at the deadline."""
-    deadline_s = time.monotonic() + timeout_s
-    stop = threading.Event()
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline_s:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        stop.wait(0.01)
-
-
-@pytest.fixture(autouse=True)
-def no_telemetry_left_behind() -> Iterator[None]:
-    """Shut the facade and every actor down after each test, and wait for their threads to end.
-
-    Autouse fixtures are set up first and torn down last, so the test's endpoints are already
-    stopped (releasing any hanging request) by the time this runs.
-    """
-    yield
-    actors.shutdown(STOP_TIMEOUT_S)
-    pykka.ActorRegistry.stop_all(timeout=STOP_TIMEOUT_S)
-    deadline_s = time.monotonic() + STOP_TIMEOUT_S
-    stop = threading.Event()
-    while telemetry_threads() and time.monotonic() < deadline_s:
-        stop.wait(0.01)
+@pytest.fixture
+def harness(wait_until: Callable[..., Any]) -> Harness:
+    """Synchronisation helpers (see `Harness`)."""
+    return Harness(wait_until)
 
 
 @pytest.fixture
 def token() -> str:
     """The bearer token every endpoint wants unless a test says otherwise."""
     return TOKEN
-
-
-@pytest.fixture(name="wait_until")
-def wait_until_fixture() -> Callable[..., Any]:
-    """`wait_until(condition, timeout_s, what)`: poll with a deadline instead of sleeping."""
-    return wait_until
-
-
-@pytest.fixture(name="telemetry_threads")
-def telemetry_threads_fixture() -> Callable[[], list[str]]:
-    """`telemetry_threads()`: names of the telemetry threads still alive."""
-    return telemetry_threads
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -465,7 +466,10 @@ MALFORMED = {
     "items-not-empty": (encode([frontend_log()], items=[{}]), "items: must be []"),
     "unknown-top-level-key": (encode([], extra=1), "extra: unknown field"),
     "missing-upload-time": (b'{"items": [], "protoLogs": []}', "uploadTime: missing required"),
-    "upload-time-in-seconds": (encode([], uploadTime=1755000001), "uploadTime: must be epoch milliseconds"),
+    "upload-time-in-seconds": (
+        encode([], uploadTime=1755000001),
+        "uploadTime: must be epoch milliseconds",
+    ),
     "proto-logs-not-strings": (
         encode([], protoLogs=[{"a": 1}]),
         "protoLogs[0]: expected a JSON-serialised string, got object",
@@ -595,8 +599,12 @@ def test_validator_raises_only_wire_error_on_arbitrary_bytes(body: bytes) -> Non
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.sampled_from(["session_id", "sql_operation", "x"]), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["session_id", "sql_operation", "x"]), children, max_size=3
+        )
+    ),
     max_leaves=12,
 )
 
@@ -809,10 +817,10 @@ def test_fault_parses_cli_specs(spec: str, fault: Fault) -> None:
     [
         ("", "unknown mode ''"),
         ("explode", "unknown mode 'explode'"),
-        ("status", "expected status:status"),
+        ("status", "expected status:<status>"),
         ("status:abc", "status 'abc' is not a number"),
         ("status:999", "not an HTTP status code"),
-        ("slow", "expected slow:delay_s"),
+        ("slow", "expected slow:<delay_s>"),
         ("slow:-1", "delay_s must be a finite number >= 0"),
         ("slow:nan", "delay_s must be a finite number >= 0"),
         ("hang:3", "expected hang"),
@@ -828,3 +836,273 @@ def test_fault_parse_rejects_invalid_specs_with_a_clear_message(spec: str, messa
 
     assert message in str(raised.value)
     assert repr(spec) in str(raised.value)
+
+
+# --- lifecycle, persistence, hostile input ----------------------------------------------------
+
+
+def handler_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if "process_request_thread" in t.name]
+
+
+def test_stop_is_bounded_with_idle_keep_alive_connections_and_leaves_no_handler_thread() -> None:
+    endpoint = LocalEndpoint().start()
+    idle = http.client.HTTPConnection(endpoint.host_port, timeout=TIMEOUT_S)
+    try:
+        idle.request("GET", FLAGS_PATH)
+        assert Reply(idle.getresponse()).status == 200
+        started = time.monotonic()
+        endpoint.close()
+        stop_s = time.monotonic() - started
+    finally:
+        idle.close()
+
+    assert stop_s < 2.0
+    wait_until(lambda: not handler_threads())
+
+
+def test_stop_is_idempotent_and_a_stopped_endpoint_refuses_connections() -> None:
+    endpoint = LocalEndpoint().start()
+    url = endpoint.host_port
+    endpoint.stop()
+    endpoint.stop()
+    endpoint.close()
+
+    connection = http.client.HTTPConnection(url, timeout=TIMEOUT_S)
+    try:
+        with pytest.raises(ConnectionError):
+            connection.request("GET", FLAGS_PATH)
+    finally:
+        connection.close()
+
+
+def test_endpoint_reports_its_real_url_and_host_port(endpoint: LocalEndpoint) -> None:
+    host, port = endpoint.host_port.split(":")
+
+    assert host == "127.0.0.1"
+    assert int(port) > 0
+    assert endpoint.url == f"http://127.0.0.1:{port}"
+
+
+def test_invalid_settings_are_rejected_before_any_thread_starts() -> None:
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        LocalEndpoint(max_body_bytes=0)
+    with pytest.raises(ValueError, match="invalid Fault"):
+        Fault(mode="status")
+
+
+def test_store_persists_to_a_file_database_that_can_be_reopened(tmp_path: Path) -> None:
+    db_path = str(tmp_path / "telemetry.sqlite3")
+    logs = [connection_log(), frontend_log()]
+    with LocalEndpoint(db_path=db_path) as endpoint:
+        assert post(endpoint, encode(logs)).status == 200
+        host = endpoint.host_port
+
+    reopened = LogStore(db_path)
+    try:
+        assert reopened.logs() == logs
+        assert [row["host"] for row in reopened.rows(host=host)] == [host, host]
+    finally:
+        reopened.close()
+    with closing(sqlite3.connect(db_path)) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+HOSTILE = {
+    "random-bytes": random.Random(7).randbytes(4096),
+    "random-request-line": b"\x00\x01GARBAGE \xff\xfe HTTP/9.9\r\n\r\n",
+    "huge-header": b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n",
+    "too-many-headers": b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 150 + b"\r\n",
+    "huge-request-line": b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
+    "negative-content-length": (
+        b"POST /telemetry-ext HTTP/1.1\r\nAuthorization: Bearer local-token\r\n"
+        b"Content-Length: -5\r\n\r\n"
+    ),
+    "conflicting-content-lengths": (
+        b"POST /telemetry-ext HTTP/1.1\r\nAuthorization: Bearer local-token\r\n"
+        b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"
+    ),
+    "body-shorter-than-content-length": (
+        b'POST /telemetry-unauth HTTP/1.1\r\nContent-Length: 500\r\n\r\n{"uploadTime"'
+    ),
+    "headers-then-hang-up": b"POST /telemetry-unauth HTTP/1.1\r\nContent-Length: 5\r\n",
+}
+
+
+@pytest.mark.parametrize("payload", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_input_never_kills_the_server(endpoint: LocalEndpoint, payload: bytes) -> None:
+    answer = raw_exchange(endpoint, payload)
+
+    status = int(answer[9:12]) if answer else None
+    assert status is None or 400 <= status < 500 or status == 505
+    assert post(endpoint, encode([frontend_log()])).status == 200
+    assert endpoint.store.count() == 1
+
+
+def test_hostile_header_answers_are_json_errors(endpoint: LocalEndpoint) -> None:
+    answer = raw_exchange(endpoint, HOSTILE["huge-header"])
+    head, _, body = answer.partition(b"\r\n\r\n")
+
+    assert head.startswith(b"HTTP/1.1 431 ")
+    assert "error" in json.loads(body)
+
+
+# --- store queries ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("log", "kind"),
+    [
+        (connection_log(), "connection"),
+        (frontend_log(), "statement"),
+        (error_log(), "error"),
+        (close_log(), "close"),
+        (
+            frontend_log(
+                session_id="s",
+                sql_operation={"statement_type": "QUERY"},
+                error_info={"error_name": "E"},
+            ),
+            "error",
+        ),
+        (frontend_log(vol_operation={"volume_operation_type": "PUT"}), "volume"),
+        (frontend_log(session_id="s"), "other"),
+    ],
+    ids=["connection", "statement", "error", "close", "error-beats-statement", "volume", "other"],
+)
+def test_store_derives_the_kind_with_error_first(log: dict[str, Any], kind: str) -> None:
+    validate_request(encode([log]))
+    assert derive_kind(log) == kind
+
+
+def test_store_reports_latency_percentiles_errors_and_kinds() -> None:
+    store = LogStore()
+    try:
+        queries = [
+            frontend_log(sql_operation={"statement_type": "QUERY"}, operation_latency_ms=ms)
+            for ms in range(1, 101)
+        ]
+        updates = [frontend_log(sql_operation={"statement_type": "UPDATE"}, operation_latency_ms=7)]
+        errors = [error_log("OperationalError"), error_log("OperationalError"), error_log("E2")]
+        added = store.add(queries + updates + errors, host="h:1", path="/x", authorized=True)
+
+        assert added == 104
+        assert store.latency_percentiles_by_statement_type() == {
+            "QUERY": {"p50": 50.5, "p90": pytest.approx(90.1), "p99": pytest.approx(99.01)},
+            "UPDATE": {"p50": 7.0, "p90": 7.0, "p99": 7.0},
+        }
+        assert store.errors_by_name() == {"OperationalError": 2, "E2": 1}
+        assert store.counts_by_kind() == {"statement": 101, "error": 3}
+        assert store.count() == 104
+        assert len(store.rows(limit=5)) == 5
+        assert store.rows(host="elsewhere") == []
+        assert (
+            store.rows(limit=1)[0]["frontend_log_event_id"] == errors[-1]["frontend_log_event_id"]
+        )
+    finally:
+        store.close()
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="driver-telemetry")
+    add_commands(main.add_subparsers(dest="command", required=True))
+    return main
+
+
+def test_serve_and_show_commands_are_registered_with_their_options() -> None:
+    serve = parser().parse_args(
+        ["serve", "--port", "8123", "--flag", "off", "--ttl", "60", "--fault", "status:503x2"]
+    )
+    show = parser().parse_args(["show", "--db", "x.sqlite3", "--host", "h:1", "--limit", "5"])
+
+    assert serve.func is run_serve
+    assert (serve.host, serve.port, serve.flag, serve.ttl, serve.fault, serve.db) == (
+        "127.0.0.1",
+        8123,
+        "off",
+        60,
+        "status:503x2",
+        "telemetry-endpoint.sqlite3",
+    )
+    assert show.func is run_show
+    assert (show.db, show.host, show.limit) == ("x.sqlite3", "h:1", 5)
+
+
+def test_run_show_prints_stored_logs_grouped_per_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db_path = str(tmp_path / "telemetry.sqlite3")
+    with LocalEndpoint(db_path=db_path) as endpoint:
+        post(endpoint, encode([connection_log(), frontend_log(), error_log("DatabaseError")]))
+        host = endpoint.host_port
+
+    code = run_show(parser().parse_args(["show", "--db", db_path]))
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"{host}: 3 logs" in out
+    for expected in ("time", "kind", "connection", "statement", "QUERY", "42 ms", "DatabaseError"):
+        assert expected in out
+    assert SESSION_ID[:8] in out
+    assert "errors: DatabaseError 1" in out
+    assert "latency QUERY: p50 42 ms" in out
+
+
+def test_run_show_without_a_database_fails_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_show(parser().parse_args(["show", "--db", str(tmp_path / "missing.sqlite3")]))
+
+    assert code == 1
+    assert "no database" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_run_serve_serves_until_stopped_and_prints_its_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    args = parser().parse_args(
+        ["serve", "--port", str(port), "--db", str(tmp_path / "t.sqlite3"), "--flag", "off"]
+    )
+    stop = threading.Event()
+    codes: list[int] = []
+    server = threading.Thread(target=lambda: codes.append(run_serve(args, stop_event=stop)))
+    server.start()
+    try:
+
+        def flag_value() -> str | None:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_S)
+                try:
+                    connection.request("GET", FLAGS_PATH)
+                    return str(json.loads(connection.getresponse().read())["flags"][0]["value"])
+                finally:
+                    connection.close()
+            except ConnectionError:
+                return None
+
+        wait_until(lambda: flag_value() == "false")
+    finally:
+        stop.set()
+        server.join(TIMEOUT_S)
+
+    assert codes == [0]
+    out = capsys.readouterr().out
+    assert f"http://127.0.0.1:{port}" in out
+    assert "stopped:" in out
+
+
+def test_run_serve_rejects_an_invalid_fault_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parser().parse_args(["serve", "--fault", "explode"])
+
+    assert run_serve(args, stop_event=threading.Event()) == 2
+    assert "unknown mode 'explode'" in capsys.readouterr().err
