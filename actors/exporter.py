@@ -37,7 +37,7 @@ from messages.config import TelemetrySettings
 from messages.privacy import strip_for_unauth
 from messages.wire import decode_export_response, encode_frontend_log, encode_request
 
-__all__ = ["ExporterActor", "export_headers"]
+__all__ = ["ExporterActor", "StopSignal", "export_headers"]
 
 logger = logging.getLogger("actors.exporter")
 
@@ -63,6 +63,20 @@ def export_headers(context: ConnectionContext) -> tuple[str, dict[str, str]]:
     if context.workspace_id is not None:
         headers["x-databricks-org-id"] = str(context.workspace_id)
     return "/telemetry-ext", headers
+
+
+class StopSignal:
+    """The tree's drain deadline, seen by the exporter ahead of the batches queued in its inbox.
+
+    Written once by the supervisor when the tree starts stopping (one attribute write), read by
+    the exporter before each send: batches still waiting in its inbox behind a slow endpoint are
+    then never sent after the deadline, when the accounts already call them dropped.
+    """
+
+    __slots__ = ("deadline_s",)
+
+    def __init__(self) -> None:
+        self.deadline_s: float | None = None
 
 
 class _Pending:
@@ -94,9 +108,11 @@ class ExporterActor(GuardedActor):
         clock: Any = time.monotonic,
         rng: random.Random | None = None,
         breaker_state: Mapping[str, Any] | None = None,
+        stop_signal: StopSignal | None = None,
     ) -> None:
         super().__init__()
         self._base_url = base_url
+        self._stop_signal = stop_signal or StopSignal()
         self._settings = settings
         self._transport = transport
         self._timer = timer
@@ -167,10 +183,15 @@ class ExporterActor(GuardedActor):
 
     # --- sending ----------------------------------------------------------------------------
 
+    def _drain_by(self) -> float | None:
+        """The drain deadline: from `Drain`, or earlier from the supervisor's stop signal."""
+        return self._deadline_s if self._deadline_s is not None else self._stop_signal.deadline_s
+
     def _pump(self, ignore_rate_limit: bool = False) -> None:
-        draining = self._deadline_s is not None
+        deadline_s = self._drain_by()
+        draining = deadline_s is not None
         while self._queue:
-            if draining and self._clock() >= self._deadline_s:
+            if deadline_s is not None and self._clock() >= deadline_s:
                 self._settle(self._queue.popleft(), exported_logs=0, reason="shutdown_timeout")
                 continue
             if self._settings.breaker_enabled and not self._breaker.allow():
@@ -210,8 +231,9 @@ class ExporterActor(GuardedActor):
             self._settle(pending, exported_logs=0, reason="invalid_event")
             return
         timeout_s = None
-        if self._deadline_s is not None:
-            timeout_s = max(0.05, self._deadline_s - self._clock())
+        deadline_s = self._drain_by()
+        if deadline_s is not None:
+            timeout_s = max(0.05, deadline_s - self._clock())
         outcome = self._transport.request(
             "POST", self._base_url + path, body=body, headers=headers, timeout_s=timeout_s
         )
@@ -258,7 +280,8 @@ class ExporterActor(GuardedActor):
             retry_after_s=outcome.retry_after_s,
             retry_after_max_s=float(self._settings.retry_after_max_s),
         )
-        if self._deadline_s is not None and self._clock() + delay_s >= self._deadline_s:
+        deadline_s = self._drain_by()
+        if deadline_s is not None and self._clock() + delay_s >= deadline_s:
             self._settle(pending, exported_logs=0, reason="shutdown_timeout")
             return
         self._stats["retries_scheduled"] += 1

@@ -114,8 +114,14 @@ class FeatureFlagActor(GuardedActor):
             case RefreshFlag():
                 self._fetch()
             case UseConnection(context=context):
+                first_auth = context.auth is not None and self._context.auth is None
                 if context.auth is not None or self._context.auth is None:
                     self._context = context
+                if first_auth and self._source == "fetch_failed":
+                    # the failure may have been for want of credentials: ask again with them
+                    if self._refresh is not None:
+                        self._refresh.cancel()
+                    self._fetch()
             case DumpState():
                 return self.snapshot()
             case _:

@@ -9,6 +9,7 @@ one. Nothing here blocks: starting a tree only starts threads.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import time
 from typing import Any
@@ -36,6 +37,9 @@ __all__ = ["HostEntry", "RegistryActor"]
 
 logger = logging.getLogger("actors.registry")
 
+# Process-wide, so a lease from before a shutdown never matches a tree started after it.
+_GENERATIONS = itertools.count(1)
+
 
 @attrs.define
 class HostEntry:
@@ -52,7 +56,6 @@ class RegistryActor(GuardedActor):
     def __init__(self) -> None:
         super().__init__()
         self._hosts: dict[str, HostEntry] = {}
-        self._generations = 0
         self._stopping: dict[tuple[str, int], pykka.ThreadingFuture[Any]] = {}
         self._finished: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         self._facade_drops: dict[str, collections.Counter[str]] = collections.defaultdict(
@@ -94,10 +97,10 @@ class RegistryActor(GuardedActor):
         self._connects += 1
         entry = self._hosts.get(message.host)
         if entry is None:
-            self._generations += 1
+            generation = next(_GENERATIONS)
             tree = start_tree(
                 message.tree_config,
-                self._generations,
+                generation,
                 self.actor_ref,
                 message.context,
                 cached_flag=self._flag_cache.get(message.host),

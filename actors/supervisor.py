@@ -15,7 +15,7 @@ import pykka
 from actors._base import GuardedActor
 from actors._timer import Timer
 from actors.aggregator import AggregatorActor
-from actors.exporter import ExporterActor
+from actors.exporter import ExporterActor, StopSignal
 from actors.feature_flags import FeatureFlagActor, FlagView
 from actors.hosts import HostAddress
 from actors.http import Transport
@@ -79,9 +79,11 @@ class HostSupervisor(GuardedActor):
         children: tuple[pykka.ActorRef[Any], ...],
         flag_actor: pykka.ActorRef[Any],
         aggregator: pykka.ActorRef[Any],
+        stop_signal: StopSignal | None = None,
     ) -> None:
         super().__init__()
         self._host = host
+        self._stop_signal = stop_signal
         self._generation = generation
         self._registry = registry
         self._timer = timer
@@ -101,6 +103,8 @@ class HostSupervisor(GuardedActor):
                     self._replies.append(reply)
                 if self._stopping_since is None:
                     self._stopping_since = time.monotonic()
+                    if self._stop_signal is not None:  # ahead of the exporter's inbox
+                        self._stop_signal.deadline_s = deadline_s
                     self._aggregator.tell(Drain(deadline_s=deadline_s, notify=self.actor_ref))
                     remaining = deadline_s - time.monotonic()
                     self._timer.schedule(remaining, self.actor_ref, Abandon())
@@ -158,12 +162,14 @@ def start_tree(
     """
     timer = Timer(f"{config.address.key}#{generation}")
     view = FlagView(cached_flag)
+    stop_signal = StopSignal()
     exporter = ExporterActor.start(
         base_url=config.address.base_url,
         settings=config.settings,
         transport=config.transport,
         timer=timer,
         breaker_state=breaker_state,
+        stop_signal=stop_signal,
     )
     aggregator = AggregatorActor.start(settings=config.settings, exporter=exporter, timer=timer)
     flags = FeatureFlagActor.start(
@@ -184,6 +190,7 @@ def start_tree(
         children=(flags, aggregator, exporter),
         flag_actor=flags,
         aggregator=aggregator,
+        stop_signal=stop_signal,
     )
     return HostTree(
         generation=generation,

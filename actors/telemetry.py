@@ -63,6 +63,7 @@ class _Process:
         self.shutdown_timeout_s: float | None = None
         self.exit_hook = False
         self.last_report: dict[str, Any] | None = None
+        self.unrouted = itertools.count()
 
 
 _state = _Process()
@@ -116,7 +117,17 @@ def workspace_id_of(http_path: str | None) -> int | None:
 class Connection:
     """One driver connection's handle on its host's telemetry. Safe from any thread."""
 
-    __slots__ = ("_args", "_closed", "_context", "_epoch", "_flag", "_generation", "_tell", "host")
+    __slots__ = (
+        "_alive",
+        "_args",
+        "_closed",
+        "_context",
+        "_epoch",
+        "_flag",
+        "_generation",
+        "_tell",
+        "host",
+    )
 
     def __init__(self, host: str, args: tuple[Any, ...]) -> None:
         self.host = host
@@ -125,21 +136,24 @@ class Connection:
         self._epoch = _state.epoch
         self._context: ConnectionContext | None = None
         self._tell: Any = None
+        self._alive: Any = None
         self._flag: Any = None
         self._generation = 0
 
     def _bind(self, context: ConnectionContext, lease: HostLease) -> None:
         self._context = context
         self._tell = lease.aggregator.tell
+        self._alive = lease.aggregator.is_alive
         self._flag = lease.flag
         self._generation = lease.generation
 
     @property
     def enabled(self) -> bool:
         """Whether events told now may be exported (False when disabled, closed, or flag off)."""
-        flag = self._flag
+        flag, alive = self._flag, self._alive
         return (
-            self._tell is not None
+            alive is not None
+            and alive()
             and not self._closed
             and (flag is None or flag.enabled is not False)
         )
@@ -203,8 +217,10 @@ def _drop(host: str, reason: str) -> None:
         registry = _state.registry
         if registry is not None:
             registry.tell(FacadeDropped(host=host, reason=reason))
+            return
     except Exception:
         logger.debug("telemetry: could not count a %s drop", reason)
+    next(_state.unrouted)  # no registry (after shutdown): an atomic count, read by dump_state
 
 
 def connect(
@@ -321,7 +337,16 @@ def _tree_refs(tree: HostTree) -> dict[str, pykka.ActorRef[Any]]:
 
 
 def dump_state(timeout_s: float = 2.0) -> dict[str, Any]:
-    """A JSON-serialisable snapshot of every host's actors and accounts; never raises."""
+    """A JSON-serialisable snapshot of every host's actors and accounts; never raises.
+
+    `dropped_without_registry` counts events told after `shutdown()` (no host to count them).
+    """
+    state = dict(_dump_state(timeout_s))
+    state["dropped_without_registry"] = _state.unrouted.__reduce__()[1][0]
+    return state
+
+
+def _dump_state(timeout_s: float) -> dict[str, Any]:
     deadline_s = time.monotonic() + timeout_s
     registry = _state.registry
     if registry is None:
@@ -424,7 +449,7 @@ def shutdown(timeout_s: float | None = None) -> bool:
         logger.debug("telemetry: shutdown did not finish in %.3f s", timeout_s, exc_info=True)
         clean = False
     try:
-        _state.last_report = dump_state(max(0.05, deadline_s - time.monotonic()))
+        _state.last_report = _dump_state(max(0.05, deadline_s - time.monotonic()))
         registry.stop(block=False)
     except Exception:
         logger.debug("telemetry: registry stop failed", exc_info=True)

@@ -15,6 +15,7 @@ from messages.records import FrontendLog, SystemConfiguration
 
 __all__ = [
     "Abandon",
+    "ActorHandle",
     "AuthProvider",
     "BatchSettled",
     "Connect",
@@ -51,6 +52,13 @@ class Teller(Protocol):
 
     def tell(self, message: Any) -> None:
         """Deliver `message` without waiting."""
+
+
+class ActorHandle(Teller, Protocol):
+    """A `Teller` that can say whether it still listens (a pykka `ActorRef`)."""
+
+    def is_alive(self) -> bool:
+        """False once the actor has stopped."""
 
 
 class Reply(Protocol):
@@ -90,7 +98,7 @@ class HostLease:
 
     host: str
     generation: int
-    aggregator: Teller
+    aggregator: ActorHandle
     flag: Any
 
 
