@@ -12,6 +12,7 @@ import collections
 import itertools
 import logging
 import time
+import typing
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,7 +86,7 @@ class AggregatorActor(GuardedActor):
         self._drain_waits_for_flag: float | None = None
         self._exporter_final: Any = None
         self._tick: Any = None
-        self._lane: ExpressInbox = self.actor_inbox
+        self._lane = typing.cast(ExpressInbox, self.actor_inbox)
         self._lane_tick_pending = False
         self._held_flushes: list[Flush] = []
 

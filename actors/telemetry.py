@@ -20,6 +20,7 @@ from typing import Any
 
 import pykka
 
+from actors._base import LANE_WAKE, ExpressInbox
 from actors.file_sink import FileTransport
 from actors.hosts import normalise_host
 from actors.http import SessionLike, SessionTransport, Transport, Urllib3Transport, new_pool_manager
@@ -125,6 +126,7 @@ class Connection:
         "_epoch",
         "_flag",
         "_generation",
+        "_lane",
         "_tell",
         "host",
     )
@@ -136,6 +138,7 @@ class Connection:
         self._epoch = _state.epoch
         self._context: ConnectionContext | None = None
         self._tell: Any = None
+        self._lane: ExpressInbox | None = None
         self._alive: Any = None
         self._flag: Any = None
         self._generation = 0
@@ -143,6 +146,8 @@ class Connection:
     def _bind(self, context: ConnectionContext, lease: HostLease) -> None:
         self._context = context
         self._tell = lease.aggregator.tell
+        inbox = getattr(lease.aggregator, "actor_inbox", None)
+        self._lane = inbox if isinstance(inbox, ExpressInbox) else None
         self._alive = lease.aggregator.is_alive
         self._flag = lease.flag
         self._generation = lease.generation
@@ -168,7 +173,17 @@ class Connection:
             if self._closed:
                 _drop(self.host, "after_close")
                 return False
-            self._tell((self._context, event))
+            lane = self._lane
+            if lane is None:
+                self._tell((self._context, event))
+                return True
+            if lane.closed:
+                _drop(self.host, "after_shutdown")
+                return False
+            lane.events.append((self._context, event))
+            if not lane.scheduled:  # the aggregator is not looking at its lane: wake it
+                lane.scheduled = True
+                self._tell(LANE_WAKE)
             return True
         except Exception:
             _drop(self.host, "after_shutdown")
@@ -203,6 +218,7 @@ class Connection:
     def _rebind_after_fork(self) -> None:
         self._epoch = _state.epoch
         self._tell = None
+        self._lane = None
         if not self._closed:
             _open(self, *self._args)
 

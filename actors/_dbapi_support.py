@@ -1,0 +1,181 @@
+"""Plain helpers of `actors.dbapi`: statement typing, driver info, row sizes, telemetry handles."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import sys
+import time
+import types
+from collections.abc import Mapping
+from typing import Any
+
+from actors import telemetry as _telemetry
+from actors.classify import ErrorKind, classify_exception
+from actors.hosts import normalise_host
+from messages.commands import AuthProvider
+from messages.config import TelemetrySettings
+from messages.enums import StatementType
+from messages.events import ConnectionClosed, ErrorOccurred
+from messages.records import DriverConnectionParams
+from messages.sysconfig import DriverInfo
+
+logger = logging.getLogger("actors.dbapi")
+
+_perf = time.perf_counter
+# Possessive: no backtracking into skipped whitespace and comments, so matching is linear.
+_LEADING_WORD = re.compile(r"(?:\s|--[^\n]*+|/\*.*?\*/|\()*+([A-Za-z]+)", re.DOTALL)
+_QUERY_WORDS = frozenset(
+    {"SELECT", "WITH", "VALUES", "PRAGMA", "EXPLAIN", "SHOW", "DESCRIBE", "DESC", "TABLE"}
+)
+_UPDATE_WORDS = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "UPSERT"})
+_VERSION_ATTRS = ("__version__", "version", "sqlite_version")
+
+
+def statement_type_of(operation: object) -> StatementType:
+    """QUERY, UPDATE or SQL from the operation's first keyword (comments and ``(`` skipped)."""
+    if not isinstance(operation, str):
+        return StatementType.SQL
+    match = _LEADING_WORD.match(operation, 0, 4096)
+    word = match.group(1).upper() if match else ""
+    if word in _QUERY_WORDS:
+        return StatementType.QUERY
+    return StatementType.UPDATE if word in _UPDATE_WORDS else StatementType.SQL
+
+
+def driver_info_of(source: object) -> DriverInfo:
+    """The driver's name and version from a module, a connect callable or a connection class.
+
+    A module gives its ``__name__``; anything else its top-level package (``_sqlite3`` is read as
+    ``sqlite3``). The version is the first of ``__version__``, ``version``, ``sqlite_version``.
+    """
+    try:
+        return _cached_driver_info(source)
+    except TypeError:  # unhashable
+        return _driver_info(source)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_driver_info(source: object) -> DriverInfo:
+    return _driver_info(source)
+
+
+def _driver_info(source: object) -> DriverInfo:
+    if isinstance(source, types.ModuleType):
+        module: object | None = source
+        name = source.__name__
+    else:
+        owner = str(getattr(source, "__module__", None) or type(source).__module__)
+        top = owner.split(".", 1)[0]
+        name = top.lstrip("_") or top
+        module = sys.modules.get(name) or sys.modules.get(top)
+    # The module's own dict: a deprecated attribute served by a module __getattr__ is skipped
+    # rather than warned about.
+    attributes = getattr(module, "__dict__", {})
+    for attr in _VERSION_ATTRS:
+        value = attributes.get(attr)
+        if isinstance(value, str) and value.strip():
+            return DriverInfo(name=name, version=value.strip())
+    return DriverInfo(name=name, version="unknown")
+
+
+def _row_bytes(row: object) -> int:
+    """A cheap size estimate of one row: text and bytes by length, anything else 8 bytes."""
+    try:
+        if isinstance(row, dict):
+            values: Any = row.values()
+        elif isinstance(row, tuple | list) or hasattr(row, "keys"):  # sqlite3.Row has keys()
+            values = row
+        else:
+            return sys.getsizeof(row)
+        size = 0
+        for value in values:
+            if isinstance(value, str | bytes | bytearray | memoryview):
+                size += len(value)
+            else:
+                size += 1 if value is None else 8
+        return size
+    except Exception:
+        return 0
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return ""
+
+
+class _Target:
+    """Where and as what one instrumented driver reports (fixed at `instrument()` time)."""
+
+    __slots__ = ("auth", "auth_type", "driver", "host", "http_path", "options", "params")
+
+    def __init__(
+        self,
+        host: str,
+        driver: DriverInfo,
+        auth: AuthProvider | None,
+        auth_type: str | None,
+        properties: Mapping[str, object] | None,
+        settings: TelemetrySettings | None,
+        http_path: str | None,
+        connection_params: DriverConnectionParams | None,
+    ) -> None:
+        # The checks `actors.connect()` would make, made now: bad code fails at setup, and later
+        # connects cannot raise for them.
+        normalise_host(host)
+        if not isinstance(driver, DriverInfo):
+            raise ValueError(f"driver must be a DriverInfo, got {type(driver).__name__}")
+        if settings is not None and not isinstance(settings, TelemetrySettings):
+            raise ValueError(f"settings must be TelemetrySettings, got {type(settings).__name__}")
+        if auth is not None and not callable(auth):
+            raise ValueError("auth must be a callable returning headers, or None")
+        self.host = host
+        self.driver = driver
+        self.auth = auth
+        self.auth_type = auth_type
+        self.options = (properties, settings)
+        self.http_path = http_path
+        if connection_params is None and http_path is not None:
+            connection_params = DriverConnectionParams(http_path=http_path)
+        self.params = connection_params
+
+
+def _open_telemetry(target: _Target) -> Any:
+    """One telemetry `Connection` for one DB connection, or None; never raises."""
+    properties, settings = target.options
+    try:
+        return _telemetry.connect(
+            target.host,
+            properties,
+            driver=target.driver,
+            auth=target.auth,
+            http_path=target.http_path,
+            settings=settings,
+        )
+    except Exception:
+        logger.debug("telemetry: could not open for %s", target.host, exc_info=True)
+        return None
+
+
+def _error(exc: Exception, session_id: str, statement_id: str | None = None) -> ErrorOccurred:
+    return ErrorOccurred(
+        error_name=type(exc).__name__,
+        message=_message(exc),
+        statement_id=statement_id,
+        session_id=session_id,
+        retryable=classify_exception(exc) is ErrorKind.RETRYABLE,
+    )
+
+
+def _release(handle: Any, session_id: str) -> None:
+    """End a session's telemetry: for `close()`, or a connection collected without one."""
+    handle.tell(ConnectionClosed(session_id=session_id))
+    handle.close()
+
+
+def _no_exit_protocol(raw: object) -> TypeError:
+    name = type(raw).__name__
+    return TypeError(f"'{name}' object does not support the context manager protocol")
