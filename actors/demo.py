@@ -18,7 +18,8 @@ from typing import Any, TextIO
 
 import actors
 from actors.dbapi import instrument
-from actors.local_endpoint import Fault, LocalEndpoint
+from actors.local_endpoint import Fault, LocalEndpoint, LogStore
+from actors.local_endpoint.cli import DEFAULT_DB
 
 __all__ = ["add_demo_arguments", "run_demo"]
 
@@ -39,6 +40,12 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=1.0,
         help="simulated network round trip per statement (default 1.0; 0 for raw sqlite3)",
+    )
+    parser.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        help="SQLite file the endpoints store logs in, for `show` (default %(default)s;"
+        " ':memory:' keeps nothing)",
     )
     parser.add_argument("--seed", type=int, default=7)
 
@@ -89,7 +96,10 @@ def _progress(out: TextIO, started: float, duration: float, counters: list[dict[
 def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run the workload, shut down gracefully, and report; returns 0 if the accounts balance."""
     fault = Fault.parse(args.fault) if args.fault else None
-    endpoints = [LocalEndpoint(token=TOKEN, fault=fault).start() for _ in range(args.hosts)]
+    store = LogStore(args.db)
+    endpoints = [
+        LocalEndpoint(token=TOKEN, fault=fault, store=store).start() for _ in range(args.hosts)
+    ]
     properties = {
         "telemetry.flush_interval_ms": "500",
         "telemetry.shutdown_timeout_ms": str(args.shutdown_timeout_ms),
@@ -140,6 +150,7 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     report = _report(endpoints, state, counters, clean, exit_s, args)
     for ep in endpoints:
         ep.close()
+    store.close()
     if args.json:
         out.write(json.dumps(report, indent=2, default=str) + "\n")
     else:
@@ -163,16 +174,18 @@ def _report(
             host.get("finished_generations", []), key=lambda g: g.get("generation", 0)
         )
         exported_logs = sum(g.get("exported_logs", 0) for g in generations)
-        stored = ep.store.count()
+        stored = ep.store.count(ep.host_port)
         # A request cut off by the shutdown deadline may still have been stored: such logs are
         # counted as dropped (shutdown_timeout) by the client, so the store may hold a few more.
         unconfirmed = accounting.get("dropped", {}).get("shutdown_timeout", 0)
         hosts[ep.host_port] = {
             "endpoint": {
                 "stored_logs": stored,
-                "by_kind": ep.store.counts_by_kind(),
-                "latency_ms_by_statement_type": ep.store.latency_percentiles_by_statement_type(),
-                "errors_by_class": ep.store.errors_by_name(),
+                "by_kind": ep.store.counts_by_kind(ep.host_port),
+                "latency_ms_by_statement_type": ep.store.latency_percentiles_by_statement_type(
+                    ep.host_port
+                ),
+                "errors_by_class": ep.store.errors_by_name(ep.host_port),
                 "requests": ep.stats()["requests"],
             },
             "accounting": accounting,
@@ -191,6 +204,7 @@ def _report(
             "connections": sum(c["connections"] for c in counters),
         },
         "shutdown": {"clean": clean, "seconds": round(exit_s, 3)},
+        "store": args.db,
         "hosts": hosts,
         "balanced": all(
             h["accounting"].get("balanced") and h["store_matches_accounting"]
@@ -233,6 +247,8 @@ def _print_report(report: dict[str, Any], out: TextIO) -> None:
             f" (generation {final.get('generation')}):\n"
         )
         out.write("    " + json.dumps(final, indent=2).replace("\n", "\n    ") + "\n")
+    if report["store"] != ":memory:":
+        out.write(f"\nthe endpoints stored the logs in {report['store']}: see them with `show`\n")
     out.write(
         f"\n{'OK: every event accounted for' if report['balanced'] else 'FAIL: accounts differ'}\n"
     )

@@ -113,15 +113,8 @@ def _effective(configured_s: float, timeout_s: float | None) -> float:
 
 
 def new_pool_manager(num_pools: int = 32, maxsize: int = 4) -> urllib3.PoolManager:
-    """Create a pool manager of our own, verifying TLS against the default CA store.
-
-    Blocking pools: at most `maxsize` connections per host, a further request waits (boundedly,
-    see `Urllib3Transport`) for one. A non-blocking pool opens extra connections and then logs
-    a WARNING into the host's logging ("Connection pool is full") as it discards them.
-    """
-    return urllib3.PoolManager(
-        num_pools=num_pools, maxsize=maxsize, block=True, cert_reqs="CERT_REQUIRED"
-    )
+    """Create a pool manager of our own, verifying TLS against the default CA store."""
+    return urllib3.PoolManager(num_pools=num_pools, maxsize=maxsize, cert_reqs="CERT_REQUIRED")
 
 
 class Urllib3Transport:
@@ -153,9 +146,9 @@ class Urllib3Transport:
     ) -> HttpOutcome:
         """Send one request, reading at most ``max_body_bytes`` of the answer; never raises."""
         try:
-            connect_s = _effective(self._connect_timeout_s, timeout_s)
             timeout = urllib3.Timeout(
-                connect=connect_s, read=_effective(self._read_timeout_s, timeout_s)
+                connect=_effective(self._connect_timeout_s, timeout_s),
+                read=_effective(self._read_timeout_s, timeout_s),
             )
             response = self._pool.request(
                 method,
@@ -165,7 +158,6 @@ class Urllib3Transport:
                 retries=False,
                 redirect=False,
                 timeout=timeout,
-                pool_timeout=connect_s,  # waiting for a free pooled connection is bounded too
                 preload_content=False,
             )
             drained = False

@@ -15,7 +15,7 @@ from .faults import SPEC_HELP, Fault
 from .server import LocalEndpoint
 from .store import LogStore
 
-DEFAULT_DB = "telemetry-endpoint.sqlite3"
+DEFAULT_DB = "driver-telemetry.sqlite3"
 _COLUMNS = ("time", "host", "kind", "session", "statement", "type", "latency", "error")
 
 

@@ -38,6 +38,7 @@ class LocalEndpoint:
         *,
         request_timeout_s: float = 10.0,
         stop_timeout_s: float = 5.0,
+        store: LogStore | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be within 0..65535, got {port}")
@@ -49,7 +50,9 @@ class LocalEndpoint:
             raise ValueError("request_timeout_s and stop_timeout_s must be > 0")
         self._address = (host, port)
         self._stop_timeout_s = stop_timeout_s
-        self.store = LogStore(db_path)
+        # A store passed in is shared (e.g. by several endpoints) and closed by its owner.
+        self._owns_store = store is None
+        self.store = store if store is not None else LogStore(db_path)
         config = EndpointConfig(
             store=self.store,
             token=token,
@@ -101,9 +104,10 @@ class LocalEndpoint:
         thread.join(self._stop_timeout_s)
 
     def close(self) -> None:
-        """`stop()` and close the store."""
+        """`stop()` and close the store (unless it was passed in)."""
         self.stop()
-        self.store.close()
+        if self._owns_store:
+            self.store.close()
 
     def __enter__(self) -> LocalEndpoint:
         if self._server is None:

@@ -78,6 +78,11 @@ def _percentile(ordered: Sequence[int], fraction: float) -> float:
     return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
 
 
+def _host_filter(host: str | None, keyword: str) -> tuple[str, list[object]]:
+    """A `WHERE`/`AND` clause restricting a query to one Host, or nothing."""
+    return (f"{keyword} host = ?", [host]) if host is not None else ("", [])
+
+
 class LogStore:
     """Durable log of accepted frontend logs; safe from any thread (one connection, one lock)."""
 
@@ -136,22 +141,32 @@ class LogStore:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
-    def count(self) -> int:
-        """Number of stored logs."""
-        return int(self._query("SELECT COUNT(*) FROM frontend_logs")[0][0])
+    def count(self, host: str | None = None) -> int:
+        """Number of stored logs (optionally of one Host)."""
+        where, params = _host_filter(host, "WHERE")
+        return int(self._query(f"SELECT COUNT(*) FROM frontend_logs {where}", params)[0][0])
 
-    def counts_by_kind(self) -> dict[str, int]:
-        """Stored logs per derived kind."""
-        return dict(self._query("SELECT kind, COUNT(*) FROM frontend_logs GROUP BY kind"))
+    def counts_by_kind(self, host: str | None = None) -> dict[str, int]:
+        """Stored logs per derived kind (optionally of one Host)."""
+        where, params = _host_filter(host, "WHERE")
+        return dict(
+            self._query(f"SELECT kind, COUNT(*) FROM frontend_logs {where} GROUP BY kind", params)
+        )
 
-    def errors_by_name(self) -> dict[str, int]:
-        """Stored error logs per `error_name`."""
+    def errors_by_name(self, host: str | None = None) -> dict[str, int]:
+        """Stored error logs per `error_name` (optionally of one Host)."""
+        where, params = _host_filter(host, "AND")
         return dict(
             self._query(
                 "SELECT error_name, COUNT(*) FROM frontend_logs "
-                "WHERE error_name IS NOT NULL GROUP BY error_name"
+                f"WHERE error_name IS NOT NULL {where} GROUP BY error_name",
+                params,
             )
         )
+
+    def hosts(self) -> list[str]:
+        """The Host headers logs were stored for."""
+        return [h for (h,) in self._query("SELECT DISTINCT host FROM frontend_logs ORDER BY host")]
 
     def rows(self, host: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The newest `limit` rows (optionally of one Host), newest first, as column dicts."""
@@ -170,12 +185,16 @@ class LogStore:
         found = self._query("SELECT raw_json FROM frontend_logs ORDER BY id")
         return [json.loads(raw) for (raw,) in found]
 
-    def latency_percentiles_by_statement_type(self) -> dict[str, dict[str, float]]:
+    def latency_percentiles_by_statement_type(
+        self, host: str | None = None
+    ) -> dict[str, dict[str, float]]:
         """p50/p90/p99 of `operation_latency_ms` per statement type (logs that carry both)."""
+        where, params = _host_filter(host, "AND")
         found = self._query(
             "SELECT statement_type, operation_latency_ms FROM frontend_logs "
-            "WHERE statement_type IS NOT NULL AND operation_latency_ms IS NOT NULL "
-            "ORDER BY statement_type, operation_latency_ms"
+            f"WHERE statement_type IS NOT NULL AND operation_latency_ms IS NOT NULL {where} "
+            "ORDER BY statement_type, operation_latency_ms",
+            params,
         )
         by_type: dict[str, list[int]] = {}
         for statement_type, latency_ms in found:

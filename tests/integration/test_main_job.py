@@ -1,0 +1,92 @@
+"""The main job end to end: run it in a subprocess, check the store against its accounting."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from actors.local_endpoint import LogStore
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _run_main_job(tmp_path: pathlib.Path, *extra: str) -> tuple[dict[str, Any], float]:
+    db = tmp_path / "store.sqlite3"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "actors",
+            "demo",
+            "--json",
+            "--db",
+            str(db),
+            "--duration",
+            "1",
+            "--threads",
+            "3",
+            *extra,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    return json.loads(result.stdout), elapsed
+
+
+def test_main_job_store_matches_its_printed_accounting(tmp_path: pathlib.Path) -> None:
+    report, _ = _run_main_job(tmp_path)
+    assert report["balanced"] is True
+    assert report["shutdown"]["clean"] is True
+    assert report["workload"]["statements"] > 0 and report["workload"]["driver_errors"] > 0
+    store = LogStore(str(tmp_path / "store.sqlite3"))
+    try:
+        assert len(report["hosts"]) == 3
+        for host, h in report["hosts"].items():
+            a = h["accounting"]
+            assert a["told"] == a["exported"] + sum(a["dropped"].values()) + a["pending"]
+            assert a["told"] > 0 and a["exported"] == a["told"]
+            assert store.count(host) == h["exported_logs"] == h["endpoint"]["stored_logs"]
+            kinds = store.counts_by_kind(host)
+            assert kinds["connection"] == kinds["close"] > 0
+            assert kinds["statement"] > 0 and kinds["error"] > 0
+            assert set(store.errors_by_name(host)) <= {"OperationalError", "IntegrityError"}
+            assert h["final_dump"]["balanced"] is True
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_main_job_under_a_failing_endpoint_counts_drops_and_exits_in_time(
+    tmp_path: pathlib.Path,
+) -> None:
+    report, elapsed = _run_main_job(
+        tmp_path, "--fault", "status:503", "--shutdown-timeout-ms", "1000"
+    )
+    assert report["balanced"] is True
+    assert report["shutdown"]["seconds"] <= 1.0 + 0.3
+    store = LogStore(str(tmp_path / "store.sqlite3"))
+    try:
+        for host, h in report["hosts"].items():
+            a = h["accounting"]
+            assert a["exported"] == 0 and store.count(host) == 0
+            assert a["told"] == sum(a["dropped"].values()) + a["pending"] > 0
+            assert set(a["dropped"]) <= {"export_failed", "breaker_open", "shutdown_timeout"}
+            assert h["final_dump"]["exporter"]["stats"].get("retries_scheduled", 0) > 0
+    finally:
+        store.close()
+    assert elapsed < 30
