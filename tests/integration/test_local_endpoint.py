@@ -1025,7 +1025,7 @@ def test_serve_and_show_commands_are_registered_with_their_options() -> None:
         "off",
         60,
         "status:503x2",
-        "telemetry-endpoint.sqlite3",
+        "driver-telemetry.sqlite3",
     )
     assert show.func is run_show
     assert (show.db, show.host, show.limit) == ("x.sqlite3", "h:1", 5)
