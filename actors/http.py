@@ -112,8 +112,13 @@ def _effective(configured_s: float, timeout_s: float | None) -> float:
     return max(_MIN_TIMEOUT_S, min(configured_s, timeout_s))
 
 
-def new_pool_manager(num_pools: int = 32, maxsize: int = 4) -> urllib3.PoolManager:
-    """Create a pool manager of our own, verifying TLS against the default CA store."""
+def new_pool_manager(num_pools: int = 32, maxsize: int = 32) -> urllib3.PoolManager:
+    """Create a pool manager of our own, verifying TLS against the default CA store.
+
+    `maxsize` bounds the idle sockets kept per host. It is generous because each of a host's
+    trees (a draining one and its successor can overlap) holds one socket at a time, and urllib3
+    logs a WARNING when it must discard a returned socket from a full pool.
+    """
     return urllib3.PoolManager(num_pools=num_pools, maxsize=maxsize, cert_reqs="CERT_REQUIRED")
 
 
