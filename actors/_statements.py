@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import random
 import typing
-import uuid
 from typing import Any
 
 import attrs
@@ -41,8 +42,14 @@ def ms(value: float | None) -> int | None:
 
 
 def _bad_str(value: object) -> bool:
-    """Not a str, or one that cannot be UTF-8 encoded (a lone surrogate fails the whole body)."""
-    if not isinstance(value, str):
+    """Not a str, longer than an id may be, or not UTF-8 encodable (a lone surrogate).
+
+    Any of these would fail the whole batch the log joins: its encoding, or the server's limit
+    on one log (escaped, a character can take 7 bytes on the wire). Exact builtin types only,
+    here and below: a subclass may override hashing, comparison or rounding to raise, which would
+    fail the aggregator's handler instead of this check.
+    """
+    if type(value) is not str or len(value) > _MAX_ID_CHARS:
         return True
     if value.isascii():
         return False
@@ -54,7 +61,7 @@ def _bad_str(value: object) -> bool:
 
 
 def _bad_id(value: object) -> bool:
-    return not isinstance(value, str) or not value or len(value) > _MAX_ID_CHARS or _bad_str(value)
+    return type(value) is not str or not value or len(value) > _MAX_ID_CHARS or _bad_str(value)
 
 
 _FIELD_TYPES: dict[type[Any], tuple[tuple[str, type[Any]], ...]] = {}
@@ -83,7 +90,7 @@ def _bad_record(value: object, cls: type[Any]) -> bool:
     """
     if value is None:
         return False
-    if not isinstance(value, cls):
+    if type(value) is not cls:
         return True
     for name, wanted in _field_types(cls):
         item = getattr(value, name)
@@ -92,7 +99,7 @@ def _bad_record(value: object, cls: type[Any]) -> bool:
         if attrs.has(wanted):
             bad = _bad_record(item, wanted)
         elif wanted is int:
-            bad = isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < 2**63
+            bad = type(item) is not int or not 0 <= item < 2**63
         elif wanted is str:
             bad = _bad_str(item)
         else:  # bool and enums
@@ -105,13 +112,13 @@ def _bad_record(value: object, cls: type[Any]) -> bool:
 def _bad_ms(value: object, optional: bool = True) -> bool:
     if value is None:
         return not optional
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return True
-    return not (math.isfinite(value) and 0 <= value <= _MAX_MS)
+    if type(value) is int or type(value) is float:
+        return not (math.isfinite(value) and 0 <= value <= _MAX_MS)
+    return True
 
 
 def _bad_count(value: object) -> bool:
-    return isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31
+    return type(value) is not int or not 0 <= value < 2**31
 
 
 def invalid_reason(event: object) -> str | None:
@@ -145,7 +152,7 @@ def invalid_reason(event: object) -> str | None:
                 return "chunk"
             if not isinstance(event.compressed, bool):
                 return "compressed"
-            return "size_bytes" if isinstance(b, bool) or not isinstance(b, int) or b < 0 else None
+            return "size_bytes" if type(b) is not int or b < 0 else None
         case ev.StatementCompleted(statement_id=st, retry_count=r) as done:
             if _bad_id(st) or _bad_count(r):
                 return "statement"
@@ -277,12 +284,26 @@ def error_info(error: ev.ErrorOccurred) -> DriverErrorInfo:
     return DriverErrorInfo(error_name=error.error_name, stack_trace=redact(error.message) or None)
 
 
+# Event ids only have to be unique, not unpredictable: a private generator seeded from the OS
+# (reseeded in a forked child) makes them without uuid4's system call and object per log.
+_ids = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+_UUID4_KEEP = ~(0xF000 << 64) & ~(0xC000 << 48)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
+def event_id() -> str:
+    """A fresh random (version 4) UUID string for `frontend_log_event_id`."""
+    h = ((_ids.getrandbits(128) & _UUID4_KEEP) | _UUID4_SET).to_bytes(16, "big").hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def build_log(
     context: ConnectionContext, kind: LogKind, log: SqlDriverLog, now_ms: int
 ) -> FrontendLog:
     """Wrap an allow-listed driver log into a frontend log with a fresh event id."""
     return FrontendLog(
-        frontend_log_event_id=str(uuid.uuid4()),
+        frontend_log_event_id=event_id(),
         context=FrontendLogContext(
             client_context=ClientContext(timestamp_millis=now_ms, user_agent=context.user_agent)
         ),

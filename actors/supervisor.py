@@ -108,9 +108,11 @@ class HostSupervisor(GuardedActor):
                     self._aggregator.tell(Drain(deadline_s=deadline_s, notify=self.actor_ref))
                     remaining = deadline_s - time.monotonic()
                     self._timer.schedule(remaining, self.actor_ref, Abandon())
-                    self._timer.schedule(remaining + _FINALIZE_GRACE_S, self.actor_ref, _Finalize())
             case Abandon():
                 self._aggregator.tell(message)
+                # The grace starts now, not at the deadline: a timer running late (a busy GIL)
+                # would otherwise deliver both at once and lose the aggregator's final accounts.
+                self._timer.schedule(_FINALIZE_GRACE_S, self.actor_ref, _Finalize())
             case Drained(snapshot=snapshot):
                 self._finish(snapshot)
             case _Finalize():

@@ -251,7 +251,8 @@ class TelemetrySettings:
         if values["sink"] == "file" and not values["file_path"]:
             _log.debug("telemetry.sink is 'file' without telemetry.file_path; using 'http'")
             values["sink"] = "http"
-        if str(env.get(KILL_SWITCH_ENV, "")).strip().lower() in _TRUE_WORDS:
+        kill = env.get(KILL_SWITCH_ENV, "")
+        if isinstance(kill, str) and str.strip(kill).lower() in _TRUE_WORDS:
             _log.debug("%s is set; telemetry forced off", KILL_SWITCH_ENV)
             values["enabled"] = values["force_enable"] = False
         return cls(**values)
@@ -261,7 +262,8 @@ def _telemetry_properties(properties: Mapping[str, object]) -> dict[str, object]
     """Return known telemetry properties keyed by lower-cased key; log unknown telemetry keys."""
     found: dict[str, object] = {}
     for name, raw in properties.items():
-        key = name.strip().lower() if isinstance(name, str) else ""
+        # str.strip, not name.strip: a str subclass may override it (to raise)
+        key = str.strip(name).lower() if isinstance(name, str) else ""
         if key in _KEYS:
             found[key] = raw
         elif key.startswith("telemetry."):
