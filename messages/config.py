@@ -195,7 +195,10 @@ class TelemetrySettings:
         "telemetry.max_pending_batches", 20, _ints(1), "Exporter batches, incl. awaiting retry"
     )
     shutdown_timeout_ms: int = _setting(
-        "telemetry.shutdown_timeout_ms", 2000, _ints(0), "Bound on the final flush at exit"
+        "telemetry.shutdown_timeout_ms",
+        2000,
+        _ints(0, 60_000),
+        "Bound on the final flush at exit (max 60000)",
     )
     rate_limit_per_s: float = _setting(
         "telemetry.rate_limit_per_s", 10.0, _POSITIVE_FLOAT, "HTTP requests/s per host (refill)"
