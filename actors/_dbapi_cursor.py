@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from actors._dbapi_support import (
+    Passthrough,
     _error,
     _no_exit_protocol,
     _perf,
@@ -39,13 +40,11 @@ class _Statement:
         self.row_bytes = 0  # the size of the first of those rows
 
 
-_CURSOR_SLOTS = frozenset({"_raw", "_conn", "_st", "_last_sid"})
-
-
-class InstrumentedCursor:
+class InstrumentedCursor(Passthrough):
     """A cursor that tells statement telemetry; otherwise exactly the driver's cursor."""
 
     __slots__ = ("__weakref__", "_conn", "_last_sid", "_raw", "_st")
+    _OWN = frozenset({"_raw", "_conn", "_st", "_last_sid"})
     _raw: Any
     _conn: InstrumentedConnection
     _st: _Statement | None
@@ -338,18 +337,3 @@ class InstrumentedCursor:
             raise _no_exit_protocol(self._raw)
         self._finish(exhausted=False)
         return exit_(self._raw, *exc_info)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(object.__getattribute__(self, "_raw"), name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _CURSOR_SLOTS:
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self._raw, name, value)
-
-    def __delattr__(self, name: str) -> None:
-        delattr(self._raw, name)
-
-    def __repr__(self) -> str:
-        return f"<instrumented {self._raw!r}>"

@@ -13,7 +13,6 @@ from typing import Any
 
 from actors import telemetry as _telemetry
 from actors.classify import ErrorKind, classify_exception
-from actors.hosts import normalise_host
 from messages.commands import AuthProvider
 from messages.config import TelemetrySettings
 from messages.enums import StatementType
@@ -125,13 +124,7 @@ class _Target:
     ) -> None:
         # The checks `actors.connect()` would make, made now: bad code fails at setup, and later
         # connects cannot raise for them.
-        normalise_host(host)
-        if not isinstance(driver, DriverInfo):
-            raise ValueError(f"driver must be a DriverInfo, got {type(driver).__name__}")
-        if settings is not None and not isinstance(settings, TelemetrySettings):
-            raise ValueError(f"settings must be TelemetrySettings, got {type(settings).__name__}")
-        if auth is not None and not callable(auth):
-            raise ValueError("auth must be a callable returning headers, or None")
+        _telemetry.check_setup(host, driver, settings, auth)
         self.host = host
         self.driver = driver
         self.auth = auth
@@ -179,3 +172,25 @@ def _release(handle: Any, session_id: str) -> None:
 def _no_exit_protocol(raw: object) -> TypeError:
     name = type(raw).__name__
     return TypeError(f"'{name}' object does not support the context manager protocol")
+
+
+class Passthrough:
+    """Everything a wrapper does not own is read from, written to and deleted on `_raw`."""
+
+    __slots__ = ()
+    _OWN: frozenset[str] = frozenset()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(object.__getattribute__(self, "_raw"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(object.__getattribute__(self, "_raw"), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(object.__getattribute__(self, "_raw"), name)
+
+    def __repr__(self) -> str:
+        return f"<instrumented {object.__getattribute__(self, '_raw')!r}>"

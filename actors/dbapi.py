@@ -70,6 +70,7 @@ from typing import Any
 
 from actors._dbapi_cursor import ROWS_PER_CHUNK, InstrumentedCursor
 from actors._dbapi_support import (
+    Passthrough,
     _error,
     _no_exit_protocol,
     _open_telemetry,
@@ -191,13 +192,11 @@ def instrument_connection(
     return InstrumentedConnection(raw_conn, target, session_id or str(uuid.uuid4()), None)
 
 
-_CONNECTION_SLOTS = frozenset({"_raw", "_handle", "_session_id", "_cursors", "_finalizer"})
-
-
-class InstrumentedConnection:
+class InstrumentedConnection(Passthrough):
     """A DB connection that tells telemetry; otherwise exactly the driver's connection."""
 
     __slots__ = ("__weakref__", "_cursors", "_finalizer", "_handle", "_raw", "_session_id")
+    _OWN = frozenset({"_raw", "_handle", "_session_id", "_cursors", "_finalizer"})
     _raw: Any
     _handle: Any  # the telemetry `Connection`, or None when it could not be opened
     _session_id: str
@@ -324,18 +323,3 @@ class InstrumentedConnection:
         if closed is True or (type(closed) is int and closed):
             self._end_session(None)
         return result
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(object.__getattribute__(self, "_raw"), name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _CONNECTION_SLOTS:
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self._raw, name, value)
-
-    def __delattr__(self, name: str) -> None:
-        delattr(self._raw, name)
-
-    def __repr__(self) -> str:
-        return f"<instrumented {self._raw!r}>"
