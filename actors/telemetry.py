@@ -22,7 +22,7 @@ import pykka
 
 from actors._base import LANE_WAKE, ExpressInbox
 from actors.file_sink import FileTransport
-from actors.hosts import normalise_host
+from actors.hosts import HostAddress, normalise_host
 from actors.http import SessionLike, SessionTransport, Transport, Urllib3Transport, new_pool_manager
 from actors.registry import RegistryActor
 from actors.supervisor import HostTree, TreeConfig
@@ -239,6 +239,17 @@ def _drop(host: str, reason: str) -> None:
     next(_state.unrouted)  # no registry (after shutdown): an atomic count, read by dump_state
 
 
+def check_setup(host: str, driver: object, settings: object, auth: object) -> HostAddress:
+    """The checks of `connect()`'s code-given input; raises `ValueError`, returns the host."""
+    if not isinstance(driver, DriverInfo):
+        raise ValueError(f"driver must be a DriverInfo, got {type(driver).__name__}")
+    if settings is not None and not isinstance(settings, TelemetrySettings):
+        raise ValueError(f"settings must be TelemetrySettings, got {type(settings).__name__}")
+    if auth is not None and not callable(auth):
+        raise ValueError("auth must be a callable returning headers, or None")
+    return normalise_host(host)
+
+
 def connect(
     host: str,
     properties: Mapping[str, object] | None = None,
@@ -256,13 +267,7 @@ def connect(
     `auth` returns that connection's current auth headers, or is None for an unauthenticated
     connection. `session` is an optional ``requests.Session``-like transport to reuse.
     """
-    if not isinstance(driver, DriverInfo):
-        raise ValueError(f"driver must be a DriverInfo, got {type(driver).__name__}")
-    if settings is not None and not isinstance(settings, TelemetrySettings):
-        raise ValueError(f"settings must be TelemetrySettings, got {type(settings).__name__}")
-    if auth is not None and not callable(auth):
-        raise ValueError("auth must be a callable returning headers, or None")
-    address = normalise_host(host)
+    address = check_setup(host, driver, settings, auth)
     if settings is None:
         settings = TelemetrySettings.from_sources(properties)
     handle = Connection(address.key, (address, driver, auth, http_path, settings, session))
