@@ -13,7 +13,7 @@ import itertools
 import logging
 import time
 import typing
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 from actors._base import LANE_WAKE, ExpressInbox, GuardedActor
@@ -88,6 +88,7 @@ class AggregatorActor(GuardedActor):
         self._tick: Any = None
         self._lane = typing.cast(ExpressInbox, self.actor_inbox)
         self._lane_tick_pending = False
+        self._export_backlogged = False
         self._held_flushes: list[Flush] = []
 
     def on_start(self) -> None:
@@ -118,8 +119,8 @@ class AggregatorActor(GuardedActor):
                 if not enabled:
                     while self._queue:
                         self._drop_queued("flag_off")
-                else:
-                    self._send_batches()
+                else:  # a flush that waited for the flag hands over everything
+                    self._send_batches(force=bool(self._held_flushes))
                 for held in self._held_flushes:
                     self._exporter.tell(held)
                 self._held_flushes.clear()
@@ -129,7 +130,7 @@ class AggregatorActor(GuardedActor):
                 if self._flag is None and self._queue:  # nothing can go before the flag is known
                     self._held_flushes.append(message)
                 else:
-                    self._send_batches()
+                    self._send_batches(force=True)
                     self._exporter.tell(message)
             case Drain():
                 self._drain(message)
@@ -338,13 +339,28 @@ class AggregatorActor(GuardedActor):
         self._queued_events -= events
         self._dropped[reason] += events
 
-    def _send_batches(self) -> None:
+    def _send_batches(self, *, force: bool = False) -> None:
+        """Hand queued logs to the exporter, with at most `max_pending_batches` unsettled.
+
+        pykka inboxes are unbounded, so this is where the exporter's backlog is bounded: logs
+        that do not fit wait in this actor's bounded queue (overflowing as `queue_full`) until
+        a batch settles. A flush or the final drain (`force`) hands over all that is queued.
+        """
         if not self._flag or not self._queue:
             return
-        for context, items in self._batches():
+        if force:
+            room = len(self._queue)
+        else:
+            room = self._settings.max_pending_batches - len(self._in_export)
+        self._export_backlogged = room <= 0
+        if room <= 0:
+            return
+        batches = self._batches()
+        for context, items in batches:
             batch_id = next(self._batch_ids)
             counts = tuple(n for _, n in items)
             self._in_export[batch_id] = sum(counts)
+            self._queued_events -= self._in_export[batch_id]
             self._exporter.tell(
                 ExportBatch(
                     batch_id=batch_id,
@@ -354,9 +370,15 @@ class AggregatorActor(GuardedActor):
                     reply_to=self.actor_ref,
                 )
             )
-        self._queued_events = 0
+            room -= 1
+            if room <= 0:
+                batches.close()  # what it did not hand out goes back to the queue
+                self._export_backlogged = bool(self._queue)
+                break
 
-    def _batches(self) -> Iterator[tuple[ConnectionContext, list[tuple[FrontendLog, int]]]]:
+    def _batches(
+        self,
+    ) -> Generator[tuple[ConnectionContext, list[tuple[FrontendLog, int]]], None, None]:
         """Empty the queue into batches of at most `batch_size` logs that share credentials.
 
         Logs are grouped by the connection's auth provider (the same object, so the same
@@ -365,16 +387,22 @@ class AggregatorActor(GuardedActor):
         """
         groups: dict[Any, tuple[ConnectionContext, list[tuple[FrontendLog, int]]]] = {}
         size = self._settings.batch_size
-        while self._queue:
-            context, log, events = self._queue.popleft()
-            key = _credential_key(context)
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = (context, [])
-            group[1].append((log, events))
-            if len(group[1]) >= size:
-                yield groups.pop(key)
-        yield from groups.values()
+        try:
+            while self._queue:
+                context, log, events = self._queue.popleft()
+                key = _credential_key(context)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = (context, [])
+                group[1].append((log, events))
+                if len(group[1]) >= size:
+                    yield groups.pop(key)
+            while groups:
+                yield groups.pop(next(iter(groups)))
+        finally:  # a caller that stopped early leaves the rest queued, in order
+            for context, items in reversed(groups.values()):
+                for log, events in reversed(items):
+                    self._queue.appendleft((context, log, events))
 
     def _on_settled(self, settled: BatchSettled) -> None:
         if self._in_export.pop(settled.batch_id, None) is None:
@@ -383,6 +411,8 @@ class AggregatorActor(GuardedActor):
         self._exported_logs += settled.exported_logs
         for reason, events in settled.dropped.items():
             self._dropped[reason] += events
+        if self._export_backlogged:  # logs held back for want of room may go now
+            self._send_batches()
 
     def _schedule_tick(self) -> None:
         self._tick = self._timer.schedule(
@@ -404,7 +434,7 @@ class AggregatorActor(GuardedActor):
 
     def _export_and_drain(self, deadline_s: float) -> None:
         self._drain_waits_for_flag = None
-        self._send_batches()
+        self._send_batches(force=True)
         self._exporter.tell(Drain(deadline_s=deadline_s, notify=self.actor_ref))
 
     def _finish_drain(self) -> None:

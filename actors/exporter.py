@@ -8,6 +8,7 @@ ends in exactly one `BatchSettled` told back to the aggregator, which keeps the 
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import random
 import time
@@ -42,6 +43,9 @@ __all__ = ["ExporterActor", "StopSignal", "export_headers"]
 logger = logging.getLogger("actors.exporter")
 
 _CREDENTIAL_STATUSES = frozenset({401, 403})
+# Request bodies stay under the 1 MiB the service accepts: a batch whose logs (escaped free text
+# can take 7 bytes a character on the wire) would not fit is sent in chunks, one per attempt.
+MAX_BODY_BYTES = 1_000_000
 
 
 def export_headers(context: ConnectionContext) -> tuple[str, dict[str, str]]:
@@ -80,15 +84,34 @@ class StopSignal:
 
 
 class _Pending:
-    """A batch owned by the exporter until it settles (actor-confined, mutable)."""
+    """A batch owned by the exporter until it settles (actor-confined, mutable).
 
-    __slots__ = ("attempts", "batch", "bodies", "retry_handle")
+    A batch too big for one body goes out in chunks: `sent` logs are already settled (their
+    outcome kept in `done_events`, `done_logs` and `done_dropped`), the next chunk starts there.
+    """
+
+    __slots__ = (
+        "attempts",
+        "batch",
+        "bodies",
+        "chunk_end",
+        "done_dropped",
+        "done_events",
+        "done_logs",
+        "retry_handle",
+        "sent",
+    )
 
     def __init__(self, batch: ExportBatch) -> None:
         self.batch = batch
         self.attempts = 0
         self.bodies: dict[bool, list[str]] = {}
         self.retry_handle: Any = None
+        self.sent = 0
+        self.chunk_end = len(batch.logs)
+        self.done_events = 0
+        self.done_logs = 0
+        self.done_dropped: collections.Counter[str] = collections.Counter()
 
     @property
     def events(self) -> int:
@@ -224,11 +247,15 @@ class ExporterActor(GuardedActor):
                     else tuple(map(strip_for_unauth, pending.batch.logs))
                 )
                 logs = pending.bodies[authed] = [encode_frontend_log(log) for log in source]
-            body = encode_request(logs, int(time.time() * 1000))
+            body = self._chunk_body(pending, logs)
         except Exception:  # a log the wire cannot carry: settle the batch rather than lose it
             logger.debug("exporter: batch %d cannot be encoded", pending.batch.batch_id)
             self._breaker.release()
             self._settle(pending, exported_logs=0, reason="invalid_event")
+            return
+        if body is None:  # its next log alone is bigger than any body may be
+            self._breaker.release()
+            self._settle_chunk(pending, accepted=0, reason="too_large")
             return
         timeout_s = None
         deadline_s = self._drain_by()
@@ -240,8 +267,44 @@ class ExporterActor(GuardedActor):
         self._statuses[str(outcome.status or outcome.error)] += 1
         self._on_outcome(pending, outcome, probe)
 
+    def _chunk_body(self, pending: _Pending, logs: list[str]) -> bytes | None:
+        """The body for the logs from `pending.sent` on, as many as fit; None if none fits."""
+        now_ms = int(time.time() * 1000)
+        whole = encode_request(logs[pending.sent :], now_ms)
+        body: bytes | None = whole
+        end = len(logs)
+        if len(whole) > MAX_BODY_BYTES:
+            size = len(encode_request((), now_ms))
+            end = pending.sent
+            while end < len(logs):
+                size += len(json.dumps(logs[end], ensure_ascii=False).encode("utf-8")) + 1
+                if size > MAX_BODY_BYTES:
+                    break
+                end += 1
+            body = encode_request(logs[pending.sent : end], now_ms) if end > pending.sent else None
+        pending.chunk_end = end
+        return body
+
+    def _settle_chunk(self, pending: _Pending, *, accepted: int, reason: str) -> None:
+        """The chunk `sent:chunk_end` is done: settle the batch, or queue its next chunk first."""
+        start = pending.sent
+        end = start + 1 if reason == "too_large" else pending.chunk_end
+        if end >= len(pending.batch.logs):
+            self._settle(pending, exported_logs=accepted, reason=reason)
+            return
+        counts = pending.batch.event_counts
+        pending.done_events += sum(counts[start : start + accepted])
+        pending.done_logs += accepted
+        lost = sum(counts[start + accepted : end])
+        if lost:
+            pending.done_dropped[reason] += lost
+            self._dropped[reason] += lost
+        pending.sent = end
+        pending.attempts = 0  # each chunk has its own retries
+        self._queue.appendleft(pending)
+
     def _on_outcome(self, pending: _Pending, outcome: HttpOutcome, probe: bool) -> None:
-        count = len(pending.batch.logs)
+        count = pending.chunk_end - pending.sent
         if outcome.ok:
             try:
                 accepted = decode_export_response(outcome.body).num_proto_success
@@ -250,8 +313,8 @@ class ExporterActor(GuardedActor):
                 self._retry_or_fail(pending, outcome, probe)
                 return
             self._record(success=True)
-            self._settle(
-                pending, exported_logs=max(0, min(count, accepted)), reason="partial_rejected"
+            self._settle_chunk(
+                pending, accepted=max(0, min(count, accepted)), reason="partial_rejected"
             )
             return
         self._last_error = f"HTTP {outcome.status}" if outcome.status else str(outcome.error)
@@ -285,6 +348,9 @@ class ExporterActor(GuardedActor):
             self._settle(pending, exported_logs=0, reason="shutdown_timeout")
             return
         self._stats["retries_scheduled"] += 1
+        # A batch waiting for its retry keeps its records, not their JSON: in an outage the
+        # encoded copies of every waiting batch add up, while encoding again costs only retries.
+        pending.bodies.clear()
         self._waiting[pending.batch.batch_id] = pending
         pending.retry_handle = self._timer.schedule(
             delay_s, self.actor_ref, RetryBatch(batch_id=pending.batch.batch_id)
@@ -300,18 +366,22 @@ class ExporterActor(GuardedActor):
             self._breaker.record_failure()
 
     def _settle(self, pending: _Pending, *, exported_logs: int, reason: str) -> None:
-        counts = pending.batch.event_counts
+        """Of the logs not yet sent, the first `exported_logs` went out; the rest drop."""
+        counts = pending.batch.event_counts[pending.sent :]
         exported = sum(counts[:exported_logs])
         dropped = sum(counts[exported_logs:])
         if dropped:
             self._dropped[reason] += dropped
         self._stats["batches_settled"] += 1
+        by_reason = collections.Counter(pending.done_dropped)
+        if dropped:
+            by_reason[reason] += dropped
         pending.batch.reply_to.tell(
             BatchSettled(
                 batch_id=pending.batch.batch_id,
-                exported_events=exported,
-                exported_logs=exported_logs,
-                dropped={reason: dropped} if dropped else {},
+                exported_events=pending.done_events + exported,
+                exported_logs=pending.done_logs + exported_logs,
+                dropped=dict(by_reason),
             )
         )
 

@@ -1,0 +1,141 @@
+"""The loopback endpoint in a child process, so its CPU and memory are never billed to ours.
+
+`EndpointProcess` starts `actors.local_endpoint.LocalEndpoint` (token, feature flag, validation
+of every proto log exactly as in the integration tests) in a child Python and steers it over
+pipes: `set_fault`, `set_flag`, `stats`, `close`. With `store=False` validated logs are counted
+and not written to SQLite, so a long throughput run does not grow the child's memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from typing import Any
+
+from _common import ROOT, TOKEN
+
+
+class EndpointProcess:
+    """A `LocalEndpoint` running in a child process; every call has a timeout."""
+
+    def __init__(
+        self,
+        *,
+        flag: bool = True,
+        store: bool = False,
+        validate: bool = True,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._timeout_s = timeout_s
+        self._proc = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "1" if flag else "0",
+                "1" if store else "0",
+                "1" if validate else "0",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=str(ROOT),
+        )
+        hello = self._read()
+        self.host_port: str = hello["host_port"]
+        self.url: str = hello["url"]
+
+    def _read(self) -> dict[str, Any]:
+        assert self._proc.stdout is not None
+        ready, _, _ = select.select([self._proc.stdout], [], [], self._timeout_s)
+        if not ready:
+            raise TimeoutError("bench endpoint did not answer")
+        line = self._proc.stdout.readline()
+        if not line:
+            raise RuntimeError("bench endpoint exited")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def call(self, command: str, **args: Any) -> dict[str, Any]:
+        """Send one command and wait for its answer."""
+        assert self._proc.stdin is not None
+        self._proc.stdin.write((json.dumps({"cmd": command, **args}) + "\n").encode())
+        self._proc.stdin.flush()
+        return self._read()
+
+    def set_fault(self, spec: str | None) -> None:
+        """Misbehave from the next request on (`Fault.parse` spec), or heal with None."""
+        self.call("fault", spec=spec)
+
+    def set_flag(self, enabled: bool) -> None:
+        """Serve the telemetry feature flag on or off from the next fetch on."""
+        self.call("flag", enabled=enabled)
+
+    def stats(self) -> dict[str, Any]:
+        """The endpoint's counters (`logs_accepted`, `requests`, `bytes_received`, ...)."""
+        return self.call("stats")
+
+    def close(self) -> None:
+        """Stop the endpoint (releasing hanging requests) and wait for the child, boundedly."""
+        if self._proc.poll() is None:
+            with contextlib.suppress(OSError, TimeoutError, RuntimeError, ValueError):
+                self.call("stop")
+            try:
+                self._proc.wait(timeout=self._timeout_s)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=self._timeout_s)
+        for stream in (self._proc.stdin, self._proc.stdout):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> EndpointProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _child(flag: bool, store: bool, validate: bool) -> None:
+    from actors.local_endpoint import Fault, LocalEndpoint, handler
+    from actors.local_endpoint.store import LogStore
+
+    if not validate:  # a light sink: parse the body, count its logs, check nothing else
+        handler.validate_request = lambda body, _limit: json.loads(body)["protoLogs"]
+    if not store:
+        LogStore.add = lambda self, logs, **_: len(logs)  # type: ignore[method-assign]
+    endpoint = LocalEndpoint(token=TOKEN, flag_enabled=flag).start()
+    out = sys.stdout
+
+    def reply(value: dict[str, Any]) -> None:
+        out.write(json.dumps(value) + "\n")
+        out.flush()
+
+    reply({"host_port": endpoint.host_port, "url": endpoint.url, "pid": os.getpid()})
+    for line in sys.stdin:
+        message = json.loads(line)
+        command = message["cmd"]
+        if command == "fault":
+            spec = message.get("spec")
+            endpoint.set_fault(Fault.parse(spec) if spec else None)
+            reply({"ok": True})
+        elif command == "flag":
+            endpoint.set_flag(bool(message["enabled"]))
+            reply({"ok": True})
+        elif command == "stats":
+            reply({**endpoint.stats(), "cpu_s": time.process_time()})
+        elif command == "stop":
+            endpoint.close()
+            reply({"ok": True})
+            return
+    endpoint.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        sys.path.insert(0, str(ROOT))
+        _child(sys.argv[2] == "1", sys.argv[3] == "1", sys.argv[4] == "1")
