@@ -1,0 +1,179 @@
+"""Process-wide operations: `dump_state()`, `flush()`, `shutdown()` and the exit hook.
+
+Only the facade asks actors, always with a timeout; none of these raise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pykka
+
+from actors.supervisor import HostTree
+from actors.telemetry import _EXIT_MARGIN_S, _ask, _state
+from messages.commands import DumpState, Flush, ListHosts, ShutdownAll
+from messages.config import TelemetrySettings
+
+__all__ = ["at_exit", "dump_state", "flush", "shutdown"]
+
+logger = logging.getLogger("actors")
+
+
+def _ask_all(refs: Mapping[str, pykka.ActorRef[Any]], deadline_s: float) -> dict[str, Any]:
+    futures: dict[str, pykka.Future[Any] | None] = {}
+    for name, ref in refs.items():
+        try:
+            futures[name] = ref.ask(DumpState(), block=False)
+        except Exception:
+            futures[name] = None
+    out: dict[str, Any] = {}
+    for name, future in futures.items():
+        try:
+            out[name] = (
+                future.get(timeout=max(0.0, deadline_s - time.monotonic()))
+                if future
+                else {"error": "stopped"}
+            )
+        except Exception as exc:
+            out[name] = {"error": type(exc).__name__}
+    return out
+
+
+def _tree_refs(tree: HostTree) -> dict[str, pykka.ActorRef[Any]]:
+    return {
+        "supervisor": tree.supervisor,
+        "feature_flags": tree.feature_flags,
+        "aggregator": tree.aggregator,
+        "exporter": tree.exporter,
+    }
+
+
+def dump_state(timeout_s: float = 2.0) -> dict[str, Any]:
+    """A JSON-serialisable snapshot of every host's actors and accounts; never raises.
+
+    `dropped_without_registry` counts events told after `shutdown()` (no host to count them).
+    """
+    state = dict(_dump_state(timeout_s))
+    state["dropped_without_registry"] = _state.unrouted.__reduce__()[1][0]
+    return state
+
+
+def _dump_state(timeout_s: float) -> dict[str, Any]:
+    deadline_s = time.monotonic() + timeout_s
+    registry = _state.registry
+    if registry is None:
+        return _state.last_report or {"hosts": {}, "registry": None}
+    try:
+        listing: dict[str, Any] = _ask(registry, ListHosts(), timeout_s)
+    except Exception as exc:
+        return {"hosts": {}, "registry": {"error": type(exc).__name__}}
+    hosts: dict[str, Any] = {}
+    for host, info in listing.pop("live").items():
+        tree: HostTree = info.pop("tree")
+        actors = _ask_all(_tree_refs(tree), deadline_s)
+        hosts[host] = {
+            "live": True,
+            "refcount": info["refcount"],
+            "generation": tree.generation,
+            **actors,
+        }
+    finished = listing.pop("finished")
+    facade = listing.pop("facade_dropped")
+    for host in set(hosts) | set(finished) | set(facade):
+        entry = hosts.setdefault(host, {"live": False, "refcount": 0})
+        entry["finished_generations"] = finished.get(host, [])
+        entry["accounting"] = _accounting(
+            entry.get("aggregator"), finished.get(host, []), facade.get(host, {})
+        )
+    return {"hosts": hosts, "registry": listing}
+
+
+def _accounting(
+    live: Any, finished: list[dict[str, Any]], facade: Mapping[str, int]
+) -> dict[str, Any]:
+    """Totals over this host's live and finished trees: told = exported + dropped + pending."""
+    parts = [s for s in [live, *finished] if isinstance(s, dict) and "received" in s]
+    dropped: dict[str, int] = dict(facade)
+    for part in parts:
+        for reason, n in part["dropped"].items():
+            dropped[reason] = dropped.get(reason, 0) + n
+    received = sum(p["received"] for p in parts)
+    exported = sum(p["exported"] for p in parts)
+    pending = sum(p["pending"] for p in parts)
+    told = received + sum(facade.values())
+    return {
+        "told": told,
+        "exported": exported,
+        "dropped": dropped,
+        "pending": pending,
+        "balanced": told == exported + sum(dropped.values()) + pending,
+        "complete": all("received" in s for s in [*finished] if isinstance(s, dict)),
+    }
+
+
+def flush(timeout_s: float = 5.0) -> bool:
+    """Send every queued log of every host now; True if all were attempted within the timeout."""
+    deadline_s = time.monotonic() + timeout_s
+    registry = _state.registry
+    if registry is None:
+        return True
+    try:
+        listing: dict[str, Any] = _ask(registry, ListHosts(), timeout_s)
+        futures = []
+        for info in listing["live"].values():
+            future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+            info["tree"].aggregator.tell(Flush(deadline_s=deadline_s, reply=future))
+            futures.append(future)
+        return all(f.get(timeout=max(0.0, deadline_s - time.monotonic())) for f in futures)
+    except Exception:
+        logger.debug("telemetry: flush did not finish", exc_info=True)
+        return False
+
+
+def shutdown(timeout_s: float | None = None) -> bool:
+    """Drain and stop every host within `timeout_s` in total; True if all drained in time.
+
+    Defaults to the largest `telemetry.shutdown_timeout_ms` seen. Later `connect()` calls start
+    afresh. Never raises.
+    """
+    if timeout_s is None:
+        timeout_s = _state.shutdown_timeout_s
+        if timeout_s is None:
+            timeout_s = TelemetrySettings().shutdown_timeout_s
+    deadline_s = time.monotonic() + max(0.0, timeout_s)
+    registry = _state.registry
+    if registry is None:
+        return True
+    clean = True
+    try:
+        drain_by = max(time.monotonic(), deadline_s - _EXIT_MARGIN_S)
+        futures: list[pykka.Future[Any]] = _ask(
+            registry, ShutdownAll(deadline_s=drain_by), max(0.01, deadline_s - time.monotonic())
+        )
+        for future in futures:
+            result = future.get(timeout=max(0.0, deadline_s - time.monotonic()))
+            # A drain cut short by the deadline reports its drops, not a timeout: both are unclean.
+            cut_short = result.get("timed_out", False) or result.get("dropped", {}).get(
+                "shutdown_timeout", 0
+            )
+            clean = clean and not cut_short
+    except Exception:
+        logger.debug("telemetry: shutdown did not finish in %.3f s", timeout_s, exc_info=True)
+        clean = False
+    try:
+        _state.last_report = _dump_state(max(0.05, deadline_s - time.monotonic()))
+        registry.stop(block=False)
+    except Exception:
+        logger.debug("telemetry: registry stop failed", exc_info=True)
+    with _state.lock:
+        if _state.registry is registry:
+            _state.registry = None
+    return clean
+
+
+def at_exit() -> None:
+    """The one exit hook: flush every host, bounded by the shutdown timeout."""
+    shutdown()
