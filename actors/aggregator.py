@@ -13,10 +13,10 @@ import itertools
 import logging
 import time
 import typing
-from collections.abc import Generator
 from typing import Any
 
 from actors._base import LANE_WAKE, ExpressInbox, GuardedActor
+from actors._batching import Queued, take_batches
 from actors._statements import StatementAggregate, build_log, error_info, invalid_reason, ms
 from actors._timer import Timer
 from actors.classify import ErrorKind, classify_status
@@ -37,13 +37,12 @@ from messages.commands import (
 from messages.config import TelemetrySettings
 from messages.enums import OperationType
 from messages.privacy import LogKind
-from messages.records import FrontendLog, OperationDetail, SqlDriverLog, SqlExecutionEvent
+from messages.records import OperationDetail, SqlDriverLog, SqlExecutionEvent
 
 __all__ = ["AggregatorActor"]
 
 logger = logging.getLogger("actors.aggregator")
 
-_Queued = tuple[ConnectionContext, FrontendLog, int]
 # While driver events keep arriving the aggregator looks at its express lane this often, so
 # driver threads need not wake it per event; a quiet lane goes back to being woken by the next one.
 _LANE_INTERVAL_S = 0.005
@@ -72,7 +71,7 @@ class AggregatorActor(GuardedActor):
         self._flag: bool | None = None
         self._statements: dict[str, StatementAggregate] = {}
         self._statement_events = 0
-        self._queue: collections.deque[_Queued] = collections.deque()
+        self._queue: collections.deque[Queued] = collections.deque()
         self._queued_events = 0
         self._in_export: dict[int, int] = {}
         self._batch_ids = itertools.count(1)
@@ -355,7 +354,7 @@ class AggregatorActor(GuardedActor):
         self._export_backlogged = room <= 0
         if room <= 0:
             return
-        batches = self._batches()
+        batches = take_batches(self._queue, self._settings.batch_size)
         for context, items in batches:
             batch_id = next(self._batch_ids)
             counts = tuple(n for _, n in items)
@@ -375,34 +374,6 @@ class AggregatorActor(GuardedActor):
                 batches.close()  # what it did not hand out goes back to the queue
                 self._export_backlogged = bool(self._queue)
                 break
-
-    def _batches(
-        self,
-    ) -> Generator[tuple[ConnectionContext, list[tuple[FrontendLog, int]]], None, None]:
-        """Empty the queue into batches of at most `batch_size` logs that share credentials.
-
-        Logs are grouped by the connection's auth provider (the same object, so the same
-        credentials), workspace and user agent: connections that share a provider share
-        batches; a connection with a provider of its own gets batches of its own.
-        """
-        groups: dict[Any, tuple[ConnectionContext, list[tuple[FrontendLog, int]]]] = {}
-        size = self._settings.batch_size
-        try:
-            while self._queue:
-                context, log, events = self._queue.popleft()
-                key = _credential_key(context)
-                group = groups.get(key)
-                if group is None:
-                    group = groups[key] = (context, [])
-                group[1].append((log, events))
-                if len(group[1]) >= size:
-                    yield groups.pop(key)
-            while groups:
-                yield groups.pop(next(iter(groups)))
-        finally:  # a caller that stopped early leaves the rest queued, in order
-            for context, items in reversed(groups.values()):
-                for log, events in reversed(items):
-                    self._queue.appendleft((context, log, events))
 
     def _on_settled(self, settled: BatchSettled) -> None:
         if self._in_export.pop(settled.batch_id, None) is None:
@@ -475,13 +446,6 @@ class AggregatorActor(GuardedActor):
             "stats": dict(self._stats),
             "handler_errors": self.handler_errors,
         }
-
-
-def _credential_key(context: ConnectionContext) -> tuple[Any, ...]:
-    """Connections with the same key send with the same credentials and headers."""
-    if context.auth is None:
-        return (None, context.workspace_id, context.user_agent)
-    return (id(context.auth), context.workspace_id, context.user_agent)
 
 
 class _LaneTick:
