@@ -90,3 +90,21 @@ def test_main_job_under_a_failing_endpoint_counts_drops_and_exits_in_time(
     finally:
         store.close()
     assert elapsed < 30
+
+
+def test_embedding_example_exports_every_event_it_tells(tmp_path: pathlib.Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "embed_driver.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert "rows: [(42,)]" in result.stdout
+    accounting = result.stdout.strip().splitlines()[-1]
+    assert accounting.startswith("accounting: ") and "'balanced': True" in accounting
+    told = int(accounting.split("'told': ")[1].split(",")[0])
+    assert f"'exported': {told}," in accounting and told > 0
