@@ -324,13 +324,6 @@ class InstrumentedCursor(Passthrough):
         except Exception:
             pass
 
-    def __enter__(self) -> Any:
-        enter = getattr(type(self._raw), "__enter__", None)
-        if enter is None:
-            raise _no_exit_protocol(self._raw)
-        result = enter(self._raw)
-        return self if result is self._raw else result
-
     def __exit__(self, *exc_info: Any) -> Any:
         exit_ = getattr(type(self._raw), "__exit__", None)
         if exit_ is None:

@@ -194,3 +194,12 @@ class Passthrough:
 
     def __repr__(self) -> str:
         return f"<instrumented {object.__getattribute__(self, '_raw')!r}>"
+
+    def __enter__(self) -> Any:
+        """The driver's own `__enter__`; the wrapper stands in when it returns its object."""
+        raw = object.__getattribute__(self, "_raw")
+        enter = getattr(type(raw), "__enter__", None)
+        if enter is None:
+            raise _no_exit_protocol(raw)
+        result = enter(raw)
+        return self if result is raw else result

@@ -304,13 +304,6 @@ class InstrumentedConnection(Passthrough):
         self._handle.tell(ConnectionClosed(session_id=self._session_id, latency_ms=latency_ms))
         self._handle.close()
 
-    def __enter__(self) -> Any:
-        enter = getattr(type(self._raw), "__enter__", None)
-        if enter is None:
-            raise _no_exit_protocol(self._raw)
-        result = enter(self._raw)
-        return self if result is self._raw else result
-
     def __exit__(self, *exc_info: Any) -> Any:
         exit_ = getattr(type(self._raw), "__exit__", None)
         if exit_ is None:
