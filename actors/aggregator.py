@@ -412,6 +412,10 @@ class AggregatorActor(GuardedActor):
         notify, self._drain_notify = self._drain_notify, None
         if notify is not None:
             self._drain_notify = _Closed()
+            # Close the lane before the final accounts: later events are counted by the facade,
+            # and those already in it are received here (as after_shutdown) and so in the accounts.
+            self._lane.closed = True
+            self._take_lane()
             final = self.snapshot()
             if self._exporter_final is not None:
                 final["exporter"] = dict(self._exporter_final)
