@@ -8,7 +8,6 @@ ends in exactly one `BatchSettled` told back to the aggregator, which keeps the 
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import random
 import time
@@ -16,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from actors._base import GuardedActor
+from actors._outbox import Pending, StopSignal, export_headers
 from actors._timer import Timer
 from actors.backoff import Backoff
 from actors.breaker import BreakerState, CircuitBreaker
@@ -24,7 +24,6 @@ from actors.http import HttpOutcome, Transport
 from actors.rate_limit import TokenBucket
 from messages.commands import (
     BatchSettled,
-    ConnectionContext,
     Drain,
     Drained,
     DumpState,
@@ -36,86 +35,13 @@ from messages.commands import (
 )
 from messages.config import TelemetrySettings
 from messages.privacy import strip_for_unauth
-from messages.wire import decode_export_response, encode_frontend_log, encode_request
+from messages.wire import decode_export_response, encode_frontend_log
 
 __all__ = ["ExporterActor", "StopSignal", "export_headers"]
 
 logger = logging.getLogger("actors.exporter")
 
 _CREDENTIAL_STATUSES = frozenset({401, 403})
-# Request bodies stay under the 1 MiB the service accepts: a batch whose logs (escaped free text
-# can take 7 bytes a character on the wire) would not fit is sent in chunks, one per attempt.
-MAX_BODY_BYTES = 1_000_000
-
-
-def export_headers(context: ConnectionContext) -> tuple[str, dict[str, str]]:
-    """The path and headers for one connection: its own auth, or none and `/telemetry-unauth`."""
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-        "User-Agent": context.user_agent,
-    }
-    auth: dict[str, str] = {}
-    if context.auth is not None:
-        try:
-            auth = {str(k): str(v) for k, v in dict(context.auth()).items()}
-        except Exception:  # the driver's provider failed: send as unauthenticated
-            logger.debug("exporter: auth provider of connection %d failed", context.connection_id)
-    if not auth:
-        return "/telemetry-unauth", headers
-    headers.update(auth)
-    if context.workspace_id is not None:
-        headers["x-databricks-org-id"] = str(context.workspace_id)
-    return "/telemetry-ext", headers
-
-
-class StopSignal:
-    """The tree's drain deadline, seen by the exporter ahead of the batches queued in its inbox.
-
-    Written once by the supervisor when the tree starts stopping (one attribute write), read by
-    the exporter before each send: batches still waiting in its inbox behind a slow endpoint are
-    then never sent after the deadline, when the accounts already call them dropped.
-    """
-
-    __slots__ = ("deadline_s",)
-
-    def __init__(self) -> None:
-        self.deadline_s: float | None = None
-
-
-class _Pending:
-    """A batch owned by the exporter until it settles (actor-confined, mutable).
-
-    A batch too big for one body goes out in chunks: `sent` logs are already settled (their
-    outcome kept in `done_events`, `done_logs` and `done_dropped`), the next chunk starts there.
-    """
-
-    __slots__ = (
-        "attempts",
-        "batch",
-        "bodies",
-        "chunk_end",
-        "done_dropped",
-        "done_events",
-        "done_logs",
-        "retry_handle",
-        "sent",
-    )
-
-    def __init__(self, batch: ExportBatch) -> None:
-        self.batch = batch
-        self.attempts = 0
-        self.bodies: dict[bool, list[str]] = {}
-        self.retry_handle: Any = None
-        self.sent = 0
-        self.chunk_end = len(batch.logs)
-        self.done_events = 0
-        self.done_logs = 0
-        self.done_dropped: collections.Counter[str] = collections.Counter()
-
-    @property
-    def events(self) -> int:
-        return sum(self.batch.event_counts)
 
 
 class ExporterActor(GuardedActor):
@@ -157,8 +83,8 @@ class ExporterActor(GuardedActor):
         self._backoff = Backoff(
             base_s=settings.retry_delay_ms / 1000.0, max_s=settings.retry_max_delay_ms / 1000.0
         )
-        self._queue: collections.deque[_Pending] = collections.deque()
-        self._waiting: dict[int, _Pending] = {}
+        self._queue: collections.deque[Pending] = collections.deque()
+        self._waiting: dict[int, Pending] = {}
         self._pump_scheduled = False
         self._deadline_s: float | None = None
         self._drain_notify: Any = None
@@ -198,7 +124,7 @@ class ExporterActor(GuardedActor):
     # --- intake -----------------------------------------------------------------------------
 
     def _accept(self, batch: ExportBatch) -> None:
-        pending = _Pending(batch)
+        pending = Pending(batch)
         if len(self._queue) + len(self._waiting) >= self._settings.max_pending_batches:
             self._settle(pending, exported_logs=0, reason="queue_full")
             return
@@ -232,7 +158,7 @@ class ExporterActor(GuardedActor):
             self._attempt(self._queue.popleft())
         self._maybe_finish_drain()
 
-    def _attempt(self, pending: _Pending) -> None:
+    def _attempt(self, pending: Pending) -> None:
         probe = self._breaker.state is BreakerState.HALF_OPEN
         pending.attempts += 1
         self._stats["attempts"] += 1
@@ -247,7 +173,7 @@ class ExporterActor(GuardedActor):
                     else tuple(map(strip_for_unauth, pending.batch.logs))
                 )
                 logs = pending.bodies[authed] = [encode_frontend_log(log) for log in source]
-            body = self._chunk_body(pending, logs)
+            body = pending.chunk_body(logs)
         except Exception:  # a log the wire cannot carry: settle the batch rather than lose it
             logger.debug("exporter: batch %d cannot be encoded", pending.batch.batch_id)
             self._breaker.release()
@@ -267,25 +193,7 @@ class ExporterActor(GuardedActor):
         self._statuses[str(outcome.status or outcome.error)] += 1
         self._on_outcome(pending, outcome, probe)
 
-    def _chunk_body(self, pending: _Pending, logs: list[str]) -> bytes | None:
-        """The body for the logs from `pending.sent` on, as many as fit; None if none fits."""
-        now_ms = int(time.time() * 1000)
-        whole = encode_request(logs[pending.sent :], now_ms)
-        body: bytes | None = whole
-        end = len(logs)
-        if len(whole) > MAX_BODY_BYTES:
-            size = len(encode_request((), now_ms))
-            end = pending.sent
-            while end < len(logs):
-                size += len(json.dumps(logs[end], ensure_ascii=False).encode("utf-8")) + 1
-                if size > MAX_BODY_BYTES:
-                    break
-                end += 1
-            body = encode_request(logs[pending.sent : end], now_ms) if end > pending.sent else None
-        pending.chunk_end = end
-        return body
-
-    def _settle_chunk(self, pending: _Pending, *, accepted: int, reason: str) -> None:
+    def _settle_chunk(self, pending: Pending, *, accepted: int, reason: str) -> None:
         """The chunk `sent:chunk_end` is done: settle the batch, or queue its next chunk first."""
         start = pending.sent
         end = start + 1 if reason == "too_large" else pending.chunk_end
@@ -303,7 +211,7 @@ class ExporterActor(GuardedActor):
         pending.attempts = 0  # each chunk has its own retries
         self._queue.appendleft(pending)
 
-    def _on_outcome(self, pending: _Pending, outcome: HttpOutcome, probe: bool) -> None:
+    def _on_outcome(self, pending: Pending, outcome: HttpOutcome, probe: bool) -> None:
         count = pending.chunk_end - pending.sent
         if outcome.ok:
             try:
@@ -331,7 +239,7 @@ class ExporterActor(GuardedActor):
             return
         self._retry_or_fail(pending, outcome, probe)
 
-    def _retry_or_fail(self, pending: _Pending, outcome: HttpOutcome, probe: bool) -> None:
+    def _retry_or_fail(self, pending: Pending, outcome: HttpOutcome, probe: bool) -> None:
         retries_done = pending.attempts - 1
         if probe or retries_done >= self._settings.max_retries:
             self._record(success=False)
@@ -365,7 +273,7 @@ class ExporterActor(GuardedActor):
         else:
             self._breaker.record_failure()
 
-    def _settle(self, pending: _Pending, *, exported_logs: int, reason: str) -> None:
+    def _settle(self, pending: Pending, *, exported_logs: int, reason: str) -> None:
         """Of the logs not yet sent, the first `exported_logs` went out; the rest drop."""
         counts = pending.batch.event_counts[pending.sent :]
         exported = sum(counts[:exported_logs])

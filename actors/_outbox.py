@@ -1,0 +1,104 @@
+"""What the exporter sends: per-connection path and headers, and batches it owns until settled."""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import time
+from typing import Any
+
+from messages.commands import ConnectionContext, ExportBatch
+from messages.wire import encode_request
+
+__all__ = ["MAX_BODY_BYTES", "Pending", "StopSignal", "export_headers"]
+
+logger = logging.getLogger("actors.exporter")
+
+# Request bodies stay under the 1 MiB the service accepts: a batch whose logs (escaped free text
+# can take 7 bytes a character on the wire) would not fit is sent in chunks, one per attempt.
+MAX_BODY_BYTES = 1_000_000
+
+
+def export_headers(context: ConnectionContext) -> tuple[str, dict[str, str]]:
+    """The path and headers for one connection: its own auth, or none and `/telemetry-unauth`."""
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": context.user_agent,
+    }
+    auth: dict[str, str] = {}
+    if context.auth is not None:
+        try:
+            auth = {str(k): str(v) for k, v in dict(context.auth()).items()}
+        except Exception:  # the driver's provider failed: send as unauthenticated
+            logger.debug("exporter: auth provider of connection %d failed", context.connection_id)
+    if not auth:
+        return "/telemetry-unauth", headers
+    headers.update(auth)
+    if context.workspace_id is not None:
+        headers["x-databricks-org-id"] = str(context.workspace_id)
+    return "/telemetry-ext", headers
+
+
+class StopSignal:
+    """The tree's drain deadline, seen by the exporter ahead of the batches queued in its inbox.
+
+    Written once by the supervisor when the tree starts stopping (one attribute write), read by
+    the exporter before each send: batches still waiting in its inbox behind a slow endpoint are
+    then never sent after the deadline, when the accounts already call them dropped.
+    """
+
+    __slots__ = ("deadline_s",)
+
+    def __init__(self) -> None:
+        self.deadline_s: float | None = None
+
+
+class Pending:
+    """A batch owned by the exporter until it settles (actor-confined, mutable).
+
+    A batch too big for one body goes out in chunks: `sent` logs are already settled (their
+    outcome kept in `done_events`, `done_logs` and `done_dropped`), the next chunk starts there.
+    """
+
+    __slots__ = (
+        "attempts",
+        "batch",
+        "bodies",
+        "chunk_end",
+        "done_dropped",
+        "done_events",
+        "done_logs",
+        "retry_handle",
+        "sent",
+    )
+
+    def __init__(self, batch: ExportBatch) -> None:
+        self.batch = batch
+        self.attempts = 0
+        self.bodies: dict[bool, list[str]] = {}
+        self.retry_handle: Any = None
+        self.sent = 0
+        self.chunk_end = len(batch.logs)
+        self.done_events = 0
+        self.done_logs = 0
+        self.done_dropped: collections.Counter[str] = collections.Counter()
+
+    def chunk_body(self, logs: list[str]) -> bytes | None:
+        """The body for the logs from `sent` on, as many as fit; None if not even one fits."""
+        now_ms = int(time.time() * 1000)
+        whole = encode_request(logs[self.sent :], now_ms)
+        body: bytes | None = whole
+        end = len(logs)
+        if len(whole) > MAX_BODY_BYTES:
+            size = len(encode_request((), now_ms))
+            end = self.sent
+            while end < len(logs):
+                size += len(json.dumps(logs[end], ensure_ascii=False).encode("utf-8")) + 1
+                if size > MAX_BODY_BYTES:
+                    break
+                end += 1
+            body = encode_request(logs[self.sent : end], now_ms) if end > self.sent else None
+        self.chunk_end = end
+        return body
