@@ -163,6 +163,7 @@ def healthy_answer(request: RawRequest) -> Answer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 2.0  # an idle keep-alive connection does not hold a handler thread for long
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
