@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 import pykka
 import pytest
+from waiting import poll_until
 
 import actors
 from actors._timer import Timer, TimerHandle
@@ -41,15 +42,7 @@ def wait_until(
     condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "condition"
 ) -> Any:
     """Poll `condition` until it returns something truthy (returned), or fail at the deadline."""
-    deadline_s = time.monotonic() + timeout_s
-    pause = threading.Event()
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline_s:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        pause.wait(0.005)
+    return poll_until(condition, timeout_s, what)
 
 
 def tree_threads() -> list[str]:

@@ -12,14 +12,13 @@ import json
 import socket
 import ssl
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import attrs
-import pytest
+from waiting import poll_until
 
 import actors
 from actors.local_endpoint import FLAG_NAME, derive_kind
@@ -55,15 +54,7 @@ def wait_until(
     condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "condition"
 ) -> Any:
     """Poll `condition` until it returns something truthy (returned), or fail at the deadline."""
-    deadline_s = time.monotonic() + timeout_s
-    pause = threading.Event()
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline_s:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        pause.wait(0.005)
+    return poll_until(condition, timeout_s, what)
 
 
 def closed_port() -> int:
