@@ -2,6 +2,6 @@
 
 import sys
 
-from actors.cli import main
+from actors.tools.cli import main
 
 sys.exit(main())

@@ -15,11 +15,17 @@ import time
 import typing
 from typing import Any
 
-from actors._base import LANE_WAKE, ExpressInbox, GuardedActor
-from actors._batching import Queued, take_batches
-from actors._statements import StatementAggregate, build_log, error_info, invalid_reason, ms
-from actors._timer import Timer
-from actors.classify import ErrorKind, classify_status
+from actors._aggregate.batching import Queued, take_batches
+from actors._aggregate.statements import (
+    StatementAggregate,
+    build_log,
+    error_info,
+    invalid_reason,
+    ms,
+)
+from actors._export.classify import ErrorKind, classify_status
+from actors._runtime.base import LANE_WAKE, ExpressInbox, GuardedActor
+from actors._runtime.timer import Timer
 from messages import events as ev
 from messages.commands import (
     Abandon,

@@ -14,14 +14,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from actors._base import GuardedActor
-from actors._outbox import Pending, StopSignal, export_headers
-from actors._timer import Timer
-from actors.backoff import Backoff
-from actors.breaker import BreakerState, CircuitBreaker
-from actors.classify import ErrorKind
-from actors.http import HttpOutcome, Transport
-from actors.rate_limit import TokenBucket
+from actors._export.backoff import Backoff
+from actors._export.breaker import BreakerState, CircuitBreaker
+from actors._export.classify import ErrorKind
+from actors._export.http import HttpOutcome, Transport
+from actors._export.outbox import Pending, StopSignal, export_headers
+from actors._export.rate_limit import TokenBucket
+from actors._runtime.base import GuardedActor
+from actors._runtime.timer import Timer
 from messages.commands import (
     BatchSettled,
     Drain,

@@ -12,9 +12,9 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from actors._base import GuardedActor
-from actors._timer import Timer
-from actors.http import Transport
+from actors._export.http import Transport
+from actors._runtime.base import GuardedActor
+from actors._runtime.timer import Timer
 from messages.commands import (
     ConnectionContext,
     DumpState,

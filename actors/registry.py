@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import pykka
 
-from actors._base import GuardedActor
+from actors._runtime.base import GuardedActor
 from actors.feature_flags import FlagView
 from actors.supervisor import HostTree, TreeConfig, start_tree
 from messages.commands import (

@@ -12,13 +12,13 @@ from typing import Any
 import attrs
 import pykka
 
-from actors._base import GuardedActor
-from actors._timer import Timer
+from actors._export.http import Transport
+from actors._runtime.base import GuardedActor
+from actors._runtime.hosts import HostAddress
+from actors._runtime.timer import Timer
 from actors.aggregator import AggregatorActor
 from actors.exporter import ExporterActor, StopSignal
 from actors.feature_flags import FeatureFlagActor, FlagView
-from actors.hosts import HostAddress
-from actors.http import Transport
 from messages.commands import (
     Abandon,
     ConnectionContext,

@@ -11,18 +11,25 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
-import os
 import re
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 import pykka
 
-from actors._base import LANE_WAKE, ExpressInbox
-from actors.file_sink import FileTransport
-from actors.hosts import HostAddress, normalise_host
-from actors.http import SessionLike, SessionTransport, Transport, Urllib3Transport, new_pool_manager
+from actors._export.file_sink import FileTransport
+from actors._export.http import (
+    SessionLike,
+    SessionTransport,
+    Transport,
+    Urllib3Transport,
+    new_pool_manager,
+)
+from actors._runtime import operations
+from actors._runtime.base import LANE_WAKE, ExpressInbox
+from actors._runtime.hosts import HostAddress, normalise_host
+from actors._runtime.operations import dump_state, flush, shutdown
+from actors._runtime.process import ASK_TIMEOUT_S, ask, drop, state
 from actors.registry import RegistryActor
 from actors.supervisor import TreeConfig
 from messages.commands import (
@@ -30,7 +37,6 @@ from messages.commands import (
     Connect,
     ConnectionContext,
     Disconnect,
-    FacadeDropped,
     HostLease,
 )
 from messages.config import TelemetrySettings
@@ -40,66 +46,33 @@ __all__ = ["Connection", "connect", "dump_state", "flush", "shutdown"]
 
 logger = logging.getLogger("actors")
 
-_ASK_TIMEOUT_S = 2.0
-_EXIT_MARGIN_S = 0.1
 _ORG_ID = re.compile(r"(?:[?&]o=|/o/)(\d{1,19})(?:[/&#]|$)")
-
-
-class _Process:
-    """Process-wide state of the facade; reset in a forked child."""
-
-    def __init__(self) -> None:
-        # The only lock in the package: it guards the lazy start of the registry and pool, on
-        # the connect() path, never on tell().
-        self.lock = threading.Lock()
-        self.registry: pykka.ActorRef[Any] | None = None
-        self.pool: Any = None
-        self.epoch = 0
-        # The largest shutdown timeout of any connection opened; None until one is.
-        self.shutdown_timeout_s: float | None = None
-        self.exit_hook = False
-        self.last_report: dict[str, Any] | None = None
-        self.unrouted = itertools.count()
-
-
-_state = _Process()
 _connection_ids = itertools.count(1)
 
 
-def _after_fork_in_child() -> None:
-    """The parent's threads do not exist here: forget its actors and sockets."""
-    _state.lock = threading.Lock()
-    _state.registry = None
-    _state.pool = None
-    _state.epoch += 1
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 def _registry() -> pykka.ActorRef[Any]:
-    with _state.lock:
-        if _state.registry is None or not _state.registry.is_alive():
-            _state.registry = RegistryActor.start()
-            if not _state.exit_hook:
-                atexit.register(_operations.at_exit)
-                _state.exit_hook = True
-            if _state.epoch:  # a forked child exits through multiprocessing, not atexit
+    with state.lock:
+        if state.registry is None or not state.registry.is_alive():
+            state.registry = RegistryActor.start()
+            if not state.exit_hook:
+                atexit.register(operations.at_exit)
+                state.exit_hook = True
+            if state.epoch:  # a forked child exits through multiprocessing, not atexit
                 _register_multiprocessing_exit()
-        return _state.registry
+        return state.registry
 
 
 def _register_multiprocessing_exit() -> None:
     import multiprocessing.util
 
-    multiprocessing.util.Finalize(None, _operations.at_exit, exitpriority=100)
+    multiprocessing.util.Finalize(None, operations.at_exit, exitpriority=100)
 
 
 def _pool() -> Any:
-    with _state.lock:
-        if _state.pool is None:
-            _state.pool = new_pool_manager()
-        return _state.pool
+    with state.lock:
+        if state.pool is None:
+            state.pool = new_pool_manager()
+        return state.pool
 
 
 def workspace_id_of(http_path: str | None) -> int | None:
@@ -130,7 +103,7 @@ class Connection:
         self.host = host
         self._args = args
         self._closed = False
-        self._epoch = _state.epoch
+        self._epoch = state.epoch
         self._context: ConnectionContext | None = None
         self._tell: Any = None
         self._lane: ExpressInbox | None = None
@@ -161,19 +134,19 @@ class Connection:
     def tell(self, event: object) -> bool:
         """Hand one event to the host's aggregator; never blocks, never raises."""
         try:
-            if self._epoch != _state.epoch:
+            if self._epoch != state.epoch:
                 self._rebind_after_fork()
             if self._tell is None:
                 return False
             if self._closed:
-                _drop(self.host, "after_close")
+                drop(self.host, "after_close")
                 return False
             lane = self._lane
             if lane is None:
                 self._tell((self._context, event))
                 return True
             if lane.closed:
-                _drop(self.host, "after_shutdown")
+                drop(self.host, "after_shutdown")
                 return False
             lane.events.append((self._context, event))
             if not lane.scheduled:  # the aggregator is not looking at its lane: wake it
@@ -181,7 +154,7 @@ class Connection:
                 self._tell(LANE_WAKE)
             return True
         except Exception:
-            _drop(self.host, "after_shutdown")
+            drop(self.host, "after_shutdown")
             return False
 
     def close(self) -> None:
@@ -190,9 +163,9 @@ class Connection:
             return
         self._closed = True
         try:
-            if self._tell is None or self._context is None or self._epoch != _state.epoch:
+            if self._tell is None or self._context is None or self._epoch != state.epoch:
                 return
-            registry = _state.registry
+            registry = state.registry
             if registry is not None:
                 registry.tell(
                     Disconnect(
@@ -211,27 +184,11 @@ class Connection:
         self.close()
 
     def _rebind_after_fork(self) -> None:
-        self._epoch = _state.epoch
+        self._epoch = state.epoch
         self._tell = None
         self._lane = None
         if not self._closed:
             _open(self, *self._args)
-
-
-def _ask(ref: pykka.ActorRef[Any], message: Any, timeout_s: float) -> Any:
-    """Ask with a timeout (only the facade asks; actors never do)."""
-    return ref.ask(message, timeout=timeout_s)
-
-
-def _drop(host: str, reason: str) -> None:
-    try:
-        registry = _state.registry
-        if registry is not None:
-            registry.tell(FacadeDropped(host=host, reason=reason))
-            return
-    except Exception:
-        logger.debug("telemetry: could not count a %s drop", reason)
-    next(_state.unrouted)  # no registry (after shutdown): an atomic count, read by dump_state
 
 
 def check_setup(host: str, driver: object, settings: object, auth: object) -> HostAddress:
@@ -296,14 +253,12 @@ def _open(
             transport=_transport(settings, session),
             driver_version=driver.version,
         )
-        lease: HostLease = _ask(
+        lease: HostLease = ask(
             _registry(),
             Connect(host=address.key, context=context, tree_config=config),
-            _ASK_TIMEOUT_S,
+            ASK_TIMEOUT_S,
         )
-        _state.shutdown_timeout_s = max(
-            _state.shutdown_timeout_s or 0.0, settings.shutdown_timeout_s
-        )
+        state.shutdown_timeout_s = max(state.shutdown_timeout_s or 0.0, settings.shutdown_timeout_s)
         handle._bind(context, lease)
     except Exception:
         logger.debug(
@@ -318,8 +273,3 @@ def _transport(settings: TelemetrySettings, session: SessionLike | None) -> Tran
     if session is not None:
         return SessionTransport(session, connect_timeout_s=connect_s, read_timeout_s=read_s)
     return Urllib3Transport(_pool(), connect_timeout_s=connect_s, read_timeout_s=read_s)
-
-
-# Re-exported here, the facade's home; defined apart to keep modules small.
-from actors import _operations  # noqa: E402
-from actors._operations import dump_state, flush, shutdown  # noqa: E402

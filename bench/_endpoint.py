@@ -1,6 +1,6 @@
 """The loopback endpoint in a child process, so its CPU and memory are never billed to ours.
 
-`EndpointProcess` starts `actors.local_endpoint.LocalEndpoint` (token, feature flag, validation
+`EndpointProcess` starts `actors.LocalEndpoint` (token, feature flag, validation
 of every proto log exactly as in the integration tests) in a child Python and steers it over
 pipes: `set_fault`, `set_flag`, `stats`, `close`. With `store=False` validated logs are counted
 and not written to SQLite, so a long throughput run does not grow the child's memory.
@@ -101,8 +101,8 @@ class EndpointProcess:
 
 
 def _child(flag: bool, store: bool, validate: bool) -> None:
-    from actors.local_endpoint import Fault, LocalEndpoint, handler
-    from actors.local_endpoint.store import LogStore
+    from actors.tools.local_endpoint import Fault, LocalEndpoint, handler
+    from actors.tools.local_endpoint.store import LogStore
 
     if not validate:  # a light sink: parse the body, count its logs, check nothing else
         handler.validate_request = lambda body, _limit: json.loads(body)["protoLogs"]

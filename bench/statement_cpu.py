@@ -86,7 +86,7 @@ def _one_run(endpoint: EndpointProcess, statements: int) -> dict[str, float]:
 
 def _components(count: int) -> dict[str, float]:
     """Folding and encoding without threads: the aggregator's and exporter's per-log work."""
-    from actors._statements import StatementAggregate, build_log
+    from actors._aggregate.statements import StatementAggregate, build_log
     from messages import events as ev
     from messages.commands import ConnectionContext
     from messages.privacy import LogKind

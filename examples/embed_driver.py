@@ -12,8 +12,7 @@ import uuid
 from typing import Any
 
 import actors
-from actors.classify import ErrorKind, classify_exception
-from actors.local_endpoint import LocalEndpoint
+from actors import ErrorKind, LocalEndpoint, classify_exception
 from messages import events as ev
 from messages.enums import ExecutionResultFormat, StatementType
 

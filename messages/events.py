@@ -106,7 +106,7 @@ class StatementClosed:
 class ErrorOccurred:
     """An error seen by the driver.
 
-    `retryable` is the driver's classification (see `actors.classify`); when ``None`` the
+    `retryable` is the driver's classification (see `actors._export.classify`); when ``None`` the
     aggregator classifies by `http_status`. Terminal errors are exported at once; retryable ones
     are held with their statement until it completes.
     """

@@ -22,8 +22,9 @@ import pytest
 from waiting import poll_until
 
 import actors
-from actors._timer import Timer, TimerHandle
-from actors.http import HttpOutcome
+from actors._export.http import HttpOutcome
+from actors._runtime import process
+from actors._runtime.timer import Timer, TimerHandle
 from messages.wire import TELEMETRY_FLAG_NAME
 
 WAIT_S = 2.0
@@ -410,4 +411,4 @@ def stop_all_actors() -> Iterator[None]:
     pause = threading.Event()
     while tree_threads() and time.monotonic() < deadline_s:
         pause.wait(0.005)
-    actors.telemetry._state.last_report = None  # the next test's dump_state starts empty
+    process.state.last_report = None  # the next test's dump_state starts empty

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import actors
-from actors.local_endpoint import LocalEndpoint
+from actors.tools.local_endpoint import LocalEndpoint
 
 TOKEN = "integration-token"
 # Thread names of everything the facade starts (pykka names threads `<Class>-<n>`).

@@ -21,7 +21,7 @@ import pytest
 
 import actors
 from actors.dbapi import ROWS_PER_CHUNK, instrument
-from actors.local_endpoint import LocalEndpoint
+from actors.tools.local_endpoint import LocalEndpoint
 
 if TYPE_CHECKING:
     from .conftest import Harness

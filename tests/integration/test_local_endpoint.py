@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.local_endpoint import (
+from actors.tools.local_endpoint import (
     FLAG_NAME,
     MAX_PROTO_LOG_BYTES,
     Fault,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from actors.local_endpoint import LogStore
+from actors.tools.local_endpoint import LogStore
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import actors
-from actors.local_endpoint import Fault, LocalEndpoint, derive_kind, validate_request
+from actors.tools.local_endpoint import Fault, LocalEndpoint, derive_kind, validate_request
 from messages import events as ev
 from messages.enums import AuthFlow, AuthMech, DriverMode, ExecutionResultFormat, StatementType
 from messages.records import DriverConnectionParams, HostInfo

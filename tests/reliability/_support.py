@@ -21,7 +21,7 @@ import attrs
 from waiting import poll_until
 
 import actors
-from actors.local_endpoint import FLAG_NAME, derive_kind
+from actors.tools.local_endpoint import FLAG_NAME, derive_kind
 
 DRIVER = actors.DriverInfo(name="ReliabilityDriver", version="6.0.0")
 TOKEN = "reliability-token"

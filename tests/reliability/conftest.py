@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import pytest
 
-from actors.local_endpoint import Fault, LocalEndpoint
+from actors.tools.local_endpoint import Fault, LocalEndpoint
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPTS = pathlib.Path(__file__).resolve().parent / "scripts"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors.local_endpoint import LocalEndpoint
+from actors.tools.local_endpoint import LocalEndpoint
 
 if TYPE_CHECKING:
     from conftest import Child, ChildRun

@@ -38,7 +38,7 @@ from _support import (
 )
 
 import actors
-from actors.local_endpoint import Fault, LocalEndpoint
+from actors.tools.local_endpoint import Fault, LocalEndpoint
 from messages import events as ev
 from messages.enums import ExecutionResultFormat, StatementType
 

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import actors
-from actors.local_endpoint import LocalEndpoint
+from actors.tools.local_endpoint import LocalEndpoint
 from messages import events as ev
 from messages.config import SETTINGS_TABLE, TelemetrySettings, env_var_name
 from messages.enums import ExecutionResultFormat, OperationType, StatementType

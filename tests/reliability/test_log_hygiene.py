@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from actors.local_endpoint import Fault, LocalEndpoint
+from actors.tools.local_endpoint import Fault, LocalEndpoint
 
 if TYPE_CHECKING:
     from conftest import Child, ChildRun
@@ -173,11 +173,7 @@ def test_at_debug_nothing_but_log_records_reaches_the_hosts_streams(
     assert run.stdout == ""
     assert "Exception in thread" not in run.stderr
     assert "Exception ignored" not in run.stderr
-    record_lines = [
-        line
-        for line in run.stderr.splitlines()
-        if not line.startswith((" ", "\t"))
-    ]
+    record_lines = [line for line in run.stderr.splitlines() if not line.startswith((" ", "\t"))]
     levels = Counter(line.split(":", 1)[0] for line in record_lines if ":" in line)
     assert not {"INFO", "WARNING", "ERROR", "CRITICAL"} & set(levels), levels
 

@@ -46,9 +46,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import actors
-from actors.hosts import normalise_host
-from actors.http import new_pool_manager
-from actors.local_endpoint import MAX_BODY_BYTES, Fault, LocalEndpoint
+from actors._export.http import new_pool_manager
+from actors._runtime.hosts import normalise_host
+from actors.tools.local_endpoint import MAX_BODY_BYTES, Fault, LocalEndpoint
 from messages import events as ev
 from messages.records import DriverConnectionParams, HostInfo
 

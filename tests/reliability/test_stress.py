@@ -21,7 +21,7 @@ import pytest
 from _support import DRIVER, TOKEN, assert_balanced, bearer, fast_settings, wait_until
 
 import actors
-from actors.local_endpoint import LocalEndpoint
+from actors.tools.local_endpoint import LocalEndpoint
 from messages import events as ev
 
 HOSTS = 8

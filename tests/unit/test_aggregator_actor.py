@@ -16,7 +16,7 @@ import pykka
 import pytest
 
 import actors.aggregator as aggregator_module
-from actors._timer import Timer
+from actors._runtime.timer import Timer
 from actors.aggregator import AggregatorActor
 from messages import events as ev
 from messages.commands import (

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.backoff import Backoff, parse_retry_after
+from actors._export.backoff import Backoff, parse_retry_after
 
 NOW = 1_755_000_000.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 
-from actors._batching import Queued, take_batches
+from actors._aggregate.batching import Queued, take_batches
 from messages.commands import ConnectionContext
 from messages.records import FrontendLog, SystemConfiguration
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from actors.breaker import BreakerState, CircuitBreaker
+from actors._export.breaker import BreakerState, CircuitBreaker
 
 
 class FakeClock:

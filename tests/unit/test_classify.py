@@ -10,7 +10,7 @@ import pytest
 import requests
 import urllib3.exceptions
 
-from actors.classify import ErrorKind, classify_exception, classify_status, http_status_of
+from actors._export.classify import ErrorKind, classify_exception, classify_status, http_status_of
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 409, 413, 418, 499])

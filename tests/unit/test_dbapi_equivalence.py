@@ -20,7 +20,7 @@ import pykka
 import pytest
 
 import actors
-import actors.dbapi as dbapi
+import actors.dbapi.connection as dbapi_connection
 from actors.dbapi import (
     ROWS_PER_CHUNK,
     InstrumentedConnection,
@@ -30,7 +30,7 @@ from actors.dbapi import (
     instrument_connection,
     statement_type_of,
 )
-from actors.local_endpoint import LocalEndpoint
+from actors.tools.local_endpoint import LocalEndpoint
 from messages.config import TelemetrySettings
 from messages.enums import StatementType
 from messages.events import (
@@ -555,7 +555,7 @@ def recorders(monkeypatch: pytest.MonkeyPatch) -> list[Recorder]:
         opened.append(Recorder())
         return opened[-1]
 
-    monkeypatch.setattr(dbapi, "_open_telemetry", open_recorder)
+    monkeypatch.setattr(dbapi_connection, "_open_telemetry", open_recorder)
     return opened
 
 

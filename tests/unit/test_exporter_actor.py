@@ -18,10 +18,10 @@ import attrs
 import pykka
 import pytest
 
-from actors._statements import build_log
-from actors._timer import Timer
+from actors._aggregate.statements import build_log
+from actors._export.http import HttpOutcome
+from actors._runtime.timer import Timer
 from actors.exporter import ExporterActor
-from actors.http import HttpOutcome
 from messages.commands import (
     BatchSettled,
     ConnectionContext,

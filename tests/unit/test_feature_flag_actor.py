@@ -14,8 +14,8 @@ import attrs
 import pykka
 import pytest
 
+from actors._export.http import HttpOutcome
 from actors.feature_flags import FAILURE_CACHE_S, FeatureFlagActor, FlagView, clamp_ttl_s
-from actors.http import HttpOutcome
 from messages.commands import (
     ConnectionContext,
     DumpState,

@@ -15,8 +15,8 @@ import requests
 import responses
 import urllib3
 
-from actors.classify import ErrorKind
-from actors.http import (
+from actors._export.classify import ErrorKind
+from actors._export.http import (
     HttpOutcome,
     SessionTransport,
     Transport,

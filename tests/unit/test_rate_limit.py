@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from actors.rate_limit import TokenBucket
+from actors._export.rate_limit import TokenBucket
 
 
 class FakeClock:

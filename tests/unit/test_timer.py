@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors._timer import Timer
+from actors._runtime.timer import Timer
 
 if TYPE_CHECKING:
     from conftest import Recording

@@ -18,8 +18,8 @@ import attrs
 import pytest
 
 import actors
-from actors.hosts import HostAddress, normalise_host
-from actors.local_endpoint import Fault, LocalEndpoint
+from actors._runtime.hosts import HostAddress, normalise_host
+from actors.tools.local_endpoint import Fault, LocalEndpoint
 from messages import events as ev
 from messages.config import TelemetrySettings
 from messages.sysconfig import DriverInfo

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from actors._dbapi_support import (
+from actors.dbapi.support import (
     Passthrough,
+    SessionOwner,
     _error,
     _no_exit_protocol,
     _perf,
@@ -16,9 +17,6 @@ from actors._dbapi_support import (
     statement_type_of,
 )
 from messages.events import ChunkDownloaded, StatementCompleted, StatementStarted
-
-if TYPE_CHECKING:
-    from actors.dbapi import InstrumentedConnection
 
 ROWS_PER_CHUNK = 1000
 """Rows taken one at a time (``fetchone``, iteration) that make one `ChunkDownloaded`."""
@@ -46,11 +44,11 @@ class InstrumentedCursor(Passthrough):
     __slots__ = ("__weakref__", "_conn", "_last_sid", "_raw", "_st")
     _OWN = frozenset({"_raw", "_conn", "_st", "_last_sid"})
     _raw: Any
-    _conn: InstrumentedConnection
+    _conn: SessionOwner
     _st: _Statement | None
     _last_sid: str | None
 
-    def __init__(self, raw: Any, connection: InstrumentedConnection) -> None:
+    def __init__(self, raw: Any, connection: SessionOwner) -> None:
         setattr_ = object.__setattr__
         setattr_(self, "_raw", raw)
         setattr_(self, "_conn", connection)

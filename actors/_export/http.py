@@ -9,8 +9,8 @@ from typing import Protocol
 import attrs
 import urllib3
 
-from actors.backoff import parse_retry_after
-from actors.classify import ErrorKind, classify_status
+from actors._export.backoff import parse_retry_after
+from actors._export.classify import ErrorKind, classify_status
 
 _MIN_TIMEOUT_S = 0.05
 

@@ -1,63 +1,4 @@
-"""Telemetry for any PEP 249 driver with one call: ``db = instrument(sqlite3, host=...)``.
-
-``instrument(module_or_connect, host=...)`` returns a module-like object whose ``connect()``
-returns an `InstrumentedConnection`; ``instrument_connection(raw, host=...)`` wraps a connection
-that is already open. The wrappers behave exactly like the driver's own objects (same results,
-same exceptions, the very same exception objects re-raised; anything not wrapped passes through,
-reads and writes alike) and tell `messages.events` to `actors.connect()`'s `Connection`, which
-never blocks and never raises. No SQL text, parameter or row value is ever put in an event.
-
-Event order, per DB connection (session id: a uuid4) and per execute (statement id: a uuid4):
-
-- connect: ``ConnectionOpened`` (latency measured around the driver's own connect); a failed
-  connect tells ``ErrorOccurred`` on a short-lived telemetry connection instead.
-- ``execute``/``executemany``/``executescript``: ``StatementStarted``, then the driver call. A
-  statement without a result set (``description is None``) is complete at once:
-  ``StatementCompleted``. One with a result set stays open while it is fetched.
-- fetches: ``ChunkDownloaded`` per ``fetchmany``/``fetchall`` call that returned rows; rows
-  taken one at a time (``fetchone``, iteration) are gathered into one chunk per
-  `ROWS_PER_CHUNK` rows, so per-row cost is two clock reads and a few additions.
-- ``StatementCompleted`` (``operation_latency_ms`` and ``result_ready_latency_ms``: the execute
-  call; ``consumption_latency_ms``: from then until the end) when the result is exhausted, or on
-  the next execute, cursor close, cursor ``with`` exit or connection close, whichever is first.
-  The aggregator emits a statement's log at ``StatementCompleted``, so telling it at the end of
-  consumption, not right after execute, is what lands the chunk facts in that one log.
-  ``StatementClosed`` is never told: for a statement already emitted the aggregator would make a
-  second, ``CLOSE_STATEMENT`` log of it.
-- a driver exception: ``ErrorOccurred`` (class name, ``str(exc)`` redacted downstream,
-  retryable per `actors.classify.classify_exception`), then the original exception is re-raised
-  unchanged. A terminal error ends its statement's log at once; a retryable one is held by the
-  aggregator, so ``StatementCompleted`` follows it. ``commit``, ``rollback``, ``cursor()`` and
-  ``close`` failures are told as session errors without a statement.
-- ``close``: open statements complete, then ``ConnectionClosed`` and the telemetry connection is
-  released (also when a never-closed connection is garbage collected).
-
-A driver that owns its code (pyodbc-style, with its own connection and cursor classes) should
-embed the library instead of being wrapped, because only it knows the server's statement ids,
-result chunks and status polls::
-
-    import actors
-    from messages import events as ev
-
-    DRIVER = actors.DriverInfo(name="MyDriver", version=__version__)
-
-    class Connection:
-        def __init__(self, host, token, properties):
-            self._server = _open_session(host, token)               # the driver's own work
-            self._telemetry = actors.connect(                       # never waits on the network
-                host, properties, driver=DRIVER,
-                auth=lambda: {"Authorization": f"Bearer {token}"},
-            )
-            self._telemetry.tell(ev.ConnectionOpened(session_id=self._server.session_id))
-
-        def close(self):
-            self._server.close()
-            self._telemetry.tell(ev.ConnectionClosed(session_id=self._server.session_id))
-            self._telemetry.close()
-
-    # and in the cursor: tell StatementStarted with the server's statement id, OperationPolled
-    # per status poll, ChunkDownloaded per downloaded chunk, StatementCompleted at the end.
-"""
+"""The instrumented module and connection: the driver's own objects, timed and told."""
 
 from __future__ import annotations
 
@@ -68,8 +9,8 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from actors._dbapi_cursor import ROWS_PER_CHUNK, InstrumentedCursor
-from actors._dbapi_support import (
+from actors.dbapi.cursor import InstrumentedCursor
+from actors.dbapi.support import (
     Passthrough,
     _error,
     _no_exit_protocol,
@@ -79,7 +20,6 @@ from actors._dbapi_support import (
     _Target,
     driver_info_of,
     logger,
-    statement_type_of,
 )
 from messages.commands import AuthProvider
 from messages.config import TelemetrySettings
@@ -87,16 +27,7 @@ from messages.events import ConnectionClosed, ConnectionOpened
 from messages.records import DriverConnectionParams
 from messages.sysconfig import DriverInfo
 
-__all__ = [
-    "ROWS_PER_CHUNK",
-    "InstrumentedConnection",
-    "InstrumentedCursor",
-    "InstrumentedModule",
-    "driver_info_of",
-    "instrument",
-    "instrument_connection",
-    "statement_type_of",
-]
+__all__ = ["InstrumentedConnection", "InstrumentedModule", "instrument", "instrument_connection"]
 
 
 class InstrumentedModule:

@@ -18,8 +18,8 @@ from typing import Any, TextIO
 
 import actors
 from actors.dbapi import instrument
-from actors.local_endpoint import Fault, LocalEndpoint, LogStore
-from actors.local_endpoint.cli import DEFAULT_DB
+from actors.tools.local_endpoint import Fault, LocalEndpoint, LogStore
+from actors.tools.local_endpoint.cli import DEFAULT_DB
 
 __all__ = ["add_demo_arguments", "run_demo"]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pykka
 
+from actors._runtime.process import EXIT_MARGIN_S, ask, count_of, state
 from actors.supervisor import HostTree
-from actors.telemetry import _EXIT_MARGIN_S, _ask, _state
 from messages.commands import DumpState, Flush, ListHosts, ShutdownAll
 from messages.config import TelemetrySettings
 
@@ -56,18 +56,18 @@ def dump_state(timeout_s: float = 2.0) -> dict[str, Any]:
 
     `dropped_without_registry` counts events told after `shutdown()` (no host to count them).
     """
-    state = dict(_dump_state(timeout_s))
-    state["dropped_without_registry"] = _state.unrouted.__reduce__()[1][0]
-    return state
+    report = dict(_dump_state(timeout_s))
+    report["dropped_without_registry"] = count_of(state.unrouted)
+    return report
 
 
 def _dump_state(timeout_s: float) -> dict[str, Any]:
     deadline_s = time.monotonic() + timeout_s
-    registry = _state.registry
+    registry = state.registry
     if registry is None:
-        return _state.last_report or {"hosts": {}, "registry": None}
+        return state.last_report or {"hosts": {}, "registry": None}
     try:
-        listing: dict[str, Any] = _ask(registry, ListHosts(), timeout_s)
+        listing: dict[str, Any] = ask(registry, ListHosts(), timeout_s)
     except Exception as exc:
         return {"hosts": {}, "registry": {"error": type(exc).__name__}}
     hosts: dict[str, Any] = {}
@@ -117,11 +117,11 @@ def _accounting(
 def flush(timeout_s: float = 5.0) -> bool:
     """Send every queued log of every host now; True if all were attempted within the timeout."""
     deadline_s = time.monotonic() + timeout_s
-    registry = _state.registry
+    registry = state.registry
     if registry is None:
         return True
     try:
-        listing: dict[str, Any] = _ask(registry, ListHosts(), timeout_s)
+        listing: dict[str, Any] = ask(registry, ListHosts(), timeout_s)
         futures = []
         for info in listing["live"].values():
             future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
@@ -140,17 +140,17 @@ def shutdown(timeout_s: float | None = None) -> bool:
     afresh. Never raises.
     """
     if timeout_s is None:
-        timeout_s = _state.shutdown_timeout_s
+        timeout_s = state.shutdown_timeout_s
         if timeout_s is None:
             timeout_s = TelemetrySettings().shutdown_timeout_s
     deadline_s = time.monotonic() + max(0.0, timeout_s)
-    registry = _state.registry
+    registry = state.registry
     if registry is None:
         return True
     clean = True
     try:
-        drain_by = max(time.monotonic(), deadline_s - _EXIT_MARGIN_S)
-        futures: list[pykka.Future[Any]] = _ask(
+        drain_by = max(time.monotonic(), deadline_s - EXIT_MARGIN_S)
+        futures: list[pykka.Future[Any]] = ask(
             registry, ShutdownAll(deadline_s=drain_by), max(0.01, deadline_s - time.monotonic())
         )
         for future in futures:
@@ -164,13 +164,13 @@ def shutdown(timeout_s: float | None = None) -> bool:
         logger.debug("telemetry: shutdown did not finish in %.3f s", timeout_s, exc_info=True)
         clean = False
     try:
-        _state.last_report = _dump_state(max(0.05, deadline_s - time.monotonic()))
+        state.last_report = _dump_state(max(0.05, deadline_s - time.monotonic()))
         registry.stop(block=False)
     except Exception:
         logger.debug("telemetry: registry stop failed", exc_info=True)
-    with _state.lock:
-        if _state.registry is registry:
-            _state.registry = None
+    with state.lock:
+        if state.registry is registry:
+            state.registry = None
     return clean
 
 

@@ -9,10 +9,10 @@ import sys
 import time
 import types
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from actors import telemetry as _telemetry
-from actors.classify import ErrorKind, classify_exception
+from actors._export.classify import ErrorKind, classify_exception
 from messages.commands import AuthProvider
 from messages.config import TelemetrySettings
 from messages.enums import StatementType
@@ -172,6 +172,14 @@ def _release(handle: Any, session_id: str) -> None:
 def _no_exit_protocol(raw: object) -> TypeError:
     name = type(raw).__name__
     return TypeError(f"'{name}' object does not support the context manager protocol")
+
+
+class SessionOwner(Protocol):
+    """What a cursor needs of its instrumented connection (imported by the connection module)."""
+
+    _raw: Any
+    _handle: Any
+    _session_id: str
 
 
 class Passthrough:

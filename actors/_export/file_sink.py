@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from actors.http import HttpOutcome
+from actors._export.http import HttpOutcome
 from messages.wire import TELEMETRY_FLAG_NAME
 
 __all__ = ["FileTransport"]

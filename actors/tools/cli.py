@@ -7,14 +7,14 @@ import json
 import sys
 import uuid
 
-from actors.local_endpoint import add_commands
+from actors.tools.local_endpoint import add_commands
 
 __all__ = ["main"]
 
 
 def _example(_: argparse.Namespace) -> int:
     """Print the `/telemetry-ext` body a sample connection and statement would send."""
-    from actors._statements import StatementAggregate, build_log
+    from actors._aggregate.statements import StatementAggregate, build_log
     from messages import events as ev
     from messages.commands import ConnectionContext
     from messages.privacy import LogKind
@@ -54,7 +54,7 @@ def _example(_: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and of `python -m actors`."""
-    from actors.demo import add_demo_arguments, run_demo
+    from actors.tools.demo import add_demo_arguments, run_demo
 
     parser = argparse.ArgumentParser(prog="driver-telemetry", description=__doc__)
     add_demo_arguments(parser)

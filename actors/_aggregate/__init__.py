@@ -1,0 +1,1 @@
+"""Helpers of the aggregator: folding statement events into logs and cutting batches."""

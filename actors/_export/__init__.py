@@ -1,0 +1,1 @@
+"""Helpers of the exporter: transports, breaker, rate limit, backoff, classification, batches."""

@@ -1,0 +1,1 @@
+"""Helpers shared by the actor tree: guarded actor base, timer, host names, process state."""

@@ -1,0 +1,73 @@
+"""The facade's process-wide state: the registry and pool handles, fork epoch, unrouted drops."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+from typing import Any
+
+import pykka
+
+from messages.commands import FacadeDropped
+
+__all__ = ["ASK_TIMEOUT_S", "EXIT_MARGIN_S", "ProcessState", "ask", "count_of", "drop", "state"]
+
+logger = logging.getLogger("actors")
+
+ASK_TIMEOUT_S = 2.0
+EXIT_MARGIN_S = 0.1
+
+
+class ProcessState:
+    """Process-wide state of the facade; reset in a forked child."""
+
+    def __init__(self) -> None:
+        # Guards the lazy start of the registry and pool, on the connect() path, never on tell().
+        self.lock = threading.Lock()
+        self.registry: pykka.ActorRef[Any] | None = None
+        self.pool: Any = None
+        self.epoch = 0
+        # The largest shutdown timeout of any connection opened; None until one is.
+        self.shutdown_timeout_s: float | None = None
+        self.exit_hook = False
+        self.last_report: dict[str, Any] | None = None
+        # Events told with no registry to count them: next() on a C counter is atomic, no lock.
+        self.unrouted = itertools.count()
+
+
+state = ProcessState()
+
+
+def count_of(counter: itertools.count[int]) -> int:
+    """The next value an `itertools.count` would yield, without taking it."""
+    return int(repr(counter)[len("count(") : -1])
+
+
+def _after_fork_in_child() -> None:
+    """The parent's threads do not exist here: forget its actors and sockets."""
+    state.lock = threading.Lock()
+    state.registry = None
+    state.pool = None
+    state.epoch += 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def ask(ref: pykka.ActorRef[Any], message: Any, timeout_s: float) -> Any:
+    """Ask with a timeout (only the facade asks; actors never do)."""
+    return ref.ask(message, timeout=timeout_s)
+
+
+def drop(host: str, reason: str) -> None:
+    """Count one event the facade could not hand to a tree; never raises."""
+    try:
+        registry = state.registry
+        if registry is not None:
+            registry.tell(FacadeDropped(host=host, reason=reason))
+            return
+    except Exception:
+        logger.debug("telemetry: could not count a %s drop", reason)
+    next(state.unrouted)  # no registry (after shutdown): an atomic count, read by dump_state
