@@ -14,12 +14,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from actors._export.backoff import Backoff
 from actors._export.breaker import BreakerState, CircuitBreaker
-from actors._export.classify import ErrorKind
 from actors._export.http import HttpOutcome, Transport
 from actors._export.outbox import Pending, StopSignal, export_headers
 from actors._export.rate_limit import TokenBucket
+from actors._export.retry import BreakerVote, Decision, RetryPolicy, Verdict
 from actors._runtime.base import GuardedActor
 from actors._runtime.timer import Timer
 from messages.commands import (
@@ -40,8 +39,6 @@ from messages.wire import decode_export_response, encode_frontend_log
 __all__ = ["ExporterActor", "StopSignal", "export_headers"]
 
 logger = logging.getLogger("actors.exporter")
-
-_CREDENTIAL_STATUSES = frozenset({401, 403})
 
 
 class ExporterActor(GuardedActor):
@@ -80,9 +77,7 @@ class ExporterActor(GuardedActor):
         self._bucket = TokenBucket(
             rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst, clock=clock
         )
-        self._backoff = Backoff(
-            base_s=settings.retry_delay_ms / 1000.0, max_s=settings.retry_max_delay_ms / 1000.0
-        )
+        self._retry = RetryPolicy.from_settings(settings)
         self._queue: collections.deque[Pending] = collections.deque()
         self._waiting: dict[int, Pending] = {}
         self._pump_scheduled = False
@@ -124,7 +119,7 @@ class ExporterActor(GuardedActor):
     # --- intake -----------------------------------------------------------------------------
 
     def _accept(self, batch: ExportBatch) -> None:
-        pending = Pending(batch)
+        pending = Pending(batch, self._retry)
         if len(self._queue) + len(self._waiting) >= self._settings.max_pending_batches:
             self._settle(pending, exported_logs=0, reason="queue_full")
             return
@@ -160,7 +155,6 @@ class ExporterActor(GuardedActor):
 
     def _attempt(self, pending: Pending) -> None:
         probe = self._breaker.state is BreakerState.HALF_OPEN
-        pending.attempts += 1
         self._stats["attempts"] += 1
         path, headers = export_headers(pending.batch.context)
         authed = path == "/telemetry-ext"
@@ -208,61 +202,51 @@ class ExporterActor(GuardedActor):
             pending.done_dropped[reason] += lost
             self._dropped[reason] += lost
         pending.sent = end
-        pending.attempts = 0  # each chunk has its own retries
+        pending.retry = self._retry  # each chunk has its own retries
         self._queue.appendleft(pending)
 
     def _on_outcome(self, pending: Pending, outcome: HttpOutcome, probe: bool) -> None:
-        count = pending.chunk_end - pending.sent
+        accepted = 0
+        readable = True
         if outcome.ok:
             try:
                 accepted = decode_export_response(outcome.body).num_proto_success
             except ValueError as exc:
-                self._last_error = str(exc)
-                self._retry_or_fail(pending, outcome, probe)
-                return
-            self._record(success=True)
+                self._last_error, readable = str(exc), False
+        else:
+            self._last_error = f"HTTP {outcome.status}" if outcome.status else str(outcome.error)
+        decision = pending.retry.decide(outcome, self._rng, readable=readable, probe=probe)
+        self._vote(decision.breaker)
+        if decision.verdict is Verdict.ACCEPT:
+            count = pending.chunk_end - pending.sent
             self._settle_chunk(
                 pending, accepted=max(0, min(count, accepted)), reason="partial_rejected"
             )
-            return
-        self._last_error = f"HTTP {outcome.status}" if outcome.status else str(outcome.error)
-        if outcome.kind is ErrorKind.TERMINAL:
-            status = outcome.status or 0
-            if (
-                status not in _CREDENTIAL_STATUSES
-            ):  # one tenant's bad token says nothing of the host
-                self._record(success=False)
-            else:
-                self._breaker.release()
-            reason = "unauthorized" if status in _CREDENTIAL_STATUSES else "rejected"
-            self._settle(pending, exported_logs=0, reason=reason)
-            return
-        self._retry_or_fail(pending, outcome, probe)
+        elif decision.verdict is Verdict.RETRY:
+            self._retry_later(pending, decision)
+        else:
+            self._settle(pending, exported_logs=0, reason=decision.reason or "export_failed")
 
-    def _retry_or_fail(self, pending: Pending, outcome: HttpOutcome, probe: bool) -> None:
-        retries_done = pending.attempts - 1
-        if probe or retries_done >= self._settings.max_retries:
-            self._record(success=False)
-            self._settle(pending, exported_logs=0, reason="export_failed")
-            return
-        delay_s = self._backoff.delay_s(
-            retries_done,
-            self._rng,
-            retry_after_s=outcome.retry_after_s,
-            retry_after_max_s=float(self._settings.retry_after_max_s),
-        )
+    def _retry_later(self, pending: Pending, decision: Decision) -> None:
         deadline_s = self._drain_by()
-        if deadline_s is not None and self._clock() + delay_s >= deadline_s:
+        if deadline_s is not None and self._clock() + decision.delay_s >= deadline_s:
             self._settle(pending, exported_logs=0, reason="shutdown_timeout")
             return
         self._stats["retries_scheduled"] += 1
         # A batch waiting for its retry keeps its records, not their JSON: in an outage the
         # encoded copies of every waiting batch add up, while encoding again costs only retries.
         pending.bodies.clear()
+        pending.retry = decision.retry
         self._waiting[pending.batch.batch_id] = pending
         pending.retry_handle = self._timer.schedule(
-            delay_s, self.actor_ref, RetryBatch(batch_id=pending.batch.batch_id)
+            decision.delay_s, self.actor_ref, RetryBatch(batch_id=pending.batch.batch_id)
         )
+
+    def _vote(self, vote: BreakerVote) -> None:
+        if vote is BreakerVote.NONE:
+            self._breaker.release()  # a retry or a bad credential: the probe, if any, is over
+        else:
+            self._record(success=vote is BreakerVote.SUCCESS)
 
     def _record(self, *, success: bool) -> None:
         if not self._settings.breaker_enabled:

@@ -207,7 +207,6 @@ class FlagDecided:
     """The feature flag for the host is known: export (True) or discard (False)."""
 
     enabled: bool
-    source: str
 
 
 @attrs.frozen(kw_only=True)

@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any
 
+from actors._export.retry import RetryPolicy
 from messages.commands import ConnectionContext, ExportBatch
 from messages.wire import encode_request
 
@@ -63,20 +64,20 @@ class Pending:
     """
 
     __slots__ = (
-        "attempts",
         "batch",
         "bodies",
         "chunk_end",
         "done_dropped",
         "done_events",
         "done_logs",
+        "retry",
         "retry_handle",
         "sent",
     )
 
-    def __init__(self, batch: ExportBatch) -> None:
+    def __init__(self, batch: ExportBatch, retry: RetryPolicy) -> None:
         self.batch = batch
-        self.attempts = 0
+        self.retry = retry
         self.bodies: dict[bool, list[str]] = {}
         self.retry_handle: Any = None
         self.sent = 0

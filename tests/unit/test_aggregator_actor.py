@@ -74,7 +74,7 @@ class Harness:
             self.ref.tell((context, event))
 
     def flag(self, enabled: bool) -> None:
-        self.ref.tell(FlagDecided(enabled=enabled, source="test"))
+        self.ref.tell(FlagDecided(enabled=enabled))
 
     def snapshot(self) -> dict[str, Any]:
         """A state dump (also a barrier); every snapshot must balance."""
