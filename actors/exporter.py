@@ -11,10 +11,9 @@ import collections
 import logging
 import random
 import time
-from collections.abc import Mapping
 from typing import Any
 
-from actors._export.breaker import BreakerState, CircuitBreaker
+from actors._export.breaker import BreakerSnapshot, BreakerState, CircuitBreaker
 from actors._export.http import HttpOutcome, Transport
 from actors._export.outbox import Pending, StopSignal, export_headers
 from actors._export.rate_limit import TokenBucket
@@ -53,7 +52,7 @@ class ExporterActor(GuardedActor):
         timer: Timer,
         clock: Any = time.monotonic,
         rng: random.Random | None = None,
-        breaker_state: Mapping[str, Any] | None = None,
+        breaker_state: BreakerSnapshot | None = None,
         stop_signal: StopSignal | None = None,
     ) -> None:
         super().__init__()
@@ -225,7 +224,7 @@ class ExporterActor(GuardedActor):
         elif decision.verdict is Verdict.RETRY:
             self._retry_later(pending, decision)
         else:
-            self._settle(pending, exported_logs=0, reason=decision.reason or "export_failed")
+            self._settle(pending, exported_logs=0, reason=decision.drop_reason or "export_failed")
 
     def _retry_later(self, pending: Pending, decision: Decision) -> None:
         deadline_s = self._drain_by()
@@ -295,7 +294,7 @@ class ExporterActor(GuardedActor):
             notify.tell(Drained(snapshot=self.snapshot()))
 
     def snapshot(self) -> dict[str, Any]:
-        """Breaker, rate limit, queued and retrying batches, outcomes and drops."""
+        """Breaker (a record, for the host's next tree), rate limit, batches, outcomes, drops."""
         return {
             "base_url": self._base_url,
             "queued_batches": len(self._queue),

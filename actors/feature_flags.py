@@ -154,7 +154,7 @@ class FeatureFlagActor(GuardedActor):
             self._decide(flag_value(response), "server", ttl_s)
             return
         self._failures += 1
-        self._decide(False, decision.reason or "fetch_failed", decision.delay_s)
+        self._decide(False, decision.source or "fetch_failed", decision.delay_s)
 
     def _decide(self, enabled: bool, source: str, ttl_s: float | None) -> None:
         self._source = source

@@ -69,12 +69,14 @@ class Decision:
     """One decision: the verdict, the drop reason when giving up, and when to ask again.
 
     `delay_s` is the wait before the retry (RETRY), or how long a given-up answer holds before
-    asking again (a flag fetch); `retry` is the policy value for the next attempt.
+    asking again (a flag fetch, whose `source` says why it is off); `retry` is the policy value
+    for the next attempt.
     """
 
     verdict: Verdict
     retry: RetryPolicy
-    reason: str | None = None
+    drop_reason: str | None = None
+    source: str | None = None
     delay_s: float = 0.0
     breaker: BreakerVote = BreakerVote.NONE
 
@@ -124,15 +126,18 @@ class RetryPolicy:
             return Decision(verdict=Verdict.ACCEPT, retry=self, breaker=BreakerVote.SUCCESS)
         if not outcome.ok and error_kind(outcome) is ErrorKind.TERMINAL:
             if outcome.status in CREDENTIAL_STATUSES:
-                return Decision(verdict=Verdict.GIVE_UP, retry=self, reason="unauthorized")
+                return Decision(verdict=Verdict.GIVE_UP, retry=self, drop_reason="unauthorized")
             return Decision(
-                verdict=Verdict.GIVE_UP, retry=self, reason="rejected", breaker=BreakerVote.FAILURE
+                verdict=Verdict.GIVE_UP,
+                retry=self,
+                drop_reason="rejected",
+                breaker=BreakerVote.FAILURE,
             )
         if probe or self.is_exhausted():
             return Decision(
                 verdict=Verdict.GIVE_UP,
                 retry=self,
-                reason="export_failed",
+                drop_reason="export_failed",
                 breaker=BreakerVote.FAILURE,
             )
         delay_s = self.backoff.delay_s(
@@ -154,10 +159,10 @@ class RetryPolicy:
         if outcome.ok and readable:
             return Decision(verdict=Verdict.ACCEPT, retry=self)
         if outcome.status == 404:
-            return Decision(verdict=Verdict.GIVE_UP, retry=self, reason="not_found", delay_s=ttl_s)
+            return Decision(verdict=Verdict.GIVE_UP, retry=self, source="not_found", delay_s=ttl_s)
         return Decision(
             verdict=Verdict.GIVE_UP,
             retry=self,
-            reason="fetch_failed",
+            source="fetch_failed",
             delay_s=FLAG_FAILURE_HOLD_S,
         )

@@ -44,6 +44,7 @@ from messages.records import (
     SqlExecutionEvent,
     SystemConfiguration,
 )
+from messages.snapshots import to_json
 
 if TYPE_CHECKING:
     from conftest import FakeClock, FakeTransport, ManualTimer, Recording
@@ -134,7 +135,8 @@ class Harness:
         return batch
 
     def snapshot(self) -> dict[str, Any]:
-        state: dict[str, Any] = self.ref.ask(DumpState(), timeout=ASK_S)
+        """The exporter's state as `dump_state()` shows it (its records turned into JSON)."""
+        state: dict[str, Any] = to_json(self.ref.ask(DumpState(), timeout=ASK_S))
         json.dumps(state)
         return state
 
@@ -614,7 +616,7 @@ def test_flush_sends_queued_batches_past_the_rate_limit_and_replies(
         exporter.send()
     exporter.timer.wait_pending(Pump)
     reply = pykka.ThreadingFuture[Any]()
-    exporter.ref.tell(Flush(deadline_s=0.0, reply=reply))
+    exporter.ref.tell(Flush(reply=reply))
 
     assert reply.get(timeout=ASK_S) is True
     assert len(exporter.settled(3)) == 3

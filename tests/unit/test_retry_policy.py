@@ -32,7 +32,7 @@ def test_success_is_accepted_and_counts_for_the_breaker() -> None:
 @pytest.mark.parametrize("code", [401, 403])
 def test_a_rejected_credential_gives_up_without_blaming_the_host(code: int) -> None:
     decision = policy().decide(HttpOutcome(status=code), random.Random(0))
-    assert (decision.verdict, decision.reason) == (Verdict.GIVE_UP, "unauthorized")
+    assert (decision.verdict, decision.drop_reason) == (Verdict.GIVE_UP, "unauthorized")
     assert decision.breaker is BreakerVote.NONE
 
 
@@ -41,7 +41,7 @@ def test_other_terminal_statuses_give_up_as_rejected_and_count_against_the_host(
     code: int,
 ) -> None:
     decision = policy().decide(HttpOutcome(status=code), random.Random(0))
-    assert (decision.verdict, decision.reason) == (Verdict.GIVE_UP, "rejected")
+    assert (decision.verdict, decision.drop_reason) == (Verdict.GIVE_UP, "rejected")
     assert decision.breaker is BreakerVote.FAILURE
 
 
@@ -67,7 +67,7 @@ def test_delays_double_per_retry_until_the_policy_is_exhausted() -> None:
         current = decision.retry
     assert delays == pytest.approx([0.1, 0.2, 0.4])
     assert current.is_exhausted()
-    assert (decision.verdict, decision.reason) == (Verdict.GIVE_UP, "export_failed")
+    assert (decision.verdict, decision.drop_reason) == (Verdict.GIVE_UP, "export_failed")
     assert decision.breaker is BreakerVote.FAILURE
     assert current.history == ("503", "503", "503")
 
@@ -81,7 +81,7 @@ def test_a_server_retry_after_wins_over_the_backoff_but_is_capped() -> None:
 
 def test_a_half_open_probe_is_never_retried() -> None:
     decision = policy().decide(HttpOutcome(status=503), random.Random(0), probe=True)
-    assert (decision.verdict, decision.reason) == (Verdict.GIVE_UP, "export_failed")
+    assert (decision.verdict, decision.drop_reason) == (Verdict.GIVE_UP, "export_failed")
 
 
 def test_an_unreadable_success_is_retried_like_a_failure() -> None:
@@ -114,9 +114,9 @@ def test_a_flag_not_found_holds_for_the_ttl_and_other_failures_for_a_minute() ->
     missing = policy().decide_flag(HttpOutcome(status=404), readable=False, ttl_s=900)
     broken = policy().decide_flag(HttpOutcome(status=500), readable=False, ttl_s=900)
     garbled = policy().decide_flag(HttpOutcome(status=200), readable=False, ttl_s=900)
-    assert (missing.reason, missing.delay_s) == ("not_found", 900)
-    assert (broken.reason, broken.delay_s) == ("fetch_failed", FLAG_FAILURE_HOLD_S)
-    assert (garbled.reason, garbled.verdict) == ("fetch_failed", Verdict.GIVE_UP)
+    assert (missing.source, missing.delay_s) == ("not_found", 900)
+    assert (broken.source, broken.delay_s) == ("fetch_failed", FLAG_FAILURE_HOLD_S)
+    assert (garbled.source, garbled.verdict) == ("fetch_failed", Verdict.GIVE_UP)
     accepted = policy().decide_flag(HttpOutcome(status=200), readable=True, ttl_s=900)
     assert accepted.verdict is Verdict.ACCEPT
 
