@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import time
 from typing import Any
 
 from actors._export.retry import RetryPolicy
 from messages.commands import ConnectionContext, ExportBatch
-from messages.wire import encode_request
+from messages.wire import encode_request, proto_log_bytes
 
 __all__ = ["MAX_BODY_BYTES", "Pending", "StopSignal", "export_headers"]
 
@@ -96,7 +95,7 @@ class Pending:
             size = len(encode_request((), now_ms))
             end = self.sent
             while end < len(logs):
-                size += len(json.dumps(logs[end], ensure_ascii=False).encode("utf-8")) + 1
+                size += proto_log_bytes(logs[end])
                 if size > MAX_BODY_BYTES:
                     break
                 end += 1

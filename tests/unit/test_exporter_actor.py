@@ -38,6 +38,7 @@ from messages.enums import DriverMode
 from messages.privacy import LogKind
 from messages.records import (
     DriverConnectionParams,
+    ExportResponse,
     FrontendLog,
     FrontendLogEntry,
     SqlDriverLog,
@@ -45,6 +46,7 @@ from messages.records import (
     SystemConfiguration,
 )
 from messages.snapshots import to_json
+from messages.wire import encode_export_response
 
 if TYPE_CHECKING:
     from conftest import FakeClock, FakeTransport, ManualTimer, Recording
@@ -62,8 +64,8 @@ SYSTEM = SystemConfiguration(
 
 
 def export_ok(accepted: int) -> HttpOutcome:
-    body = {"errors": [], "numSuccess": 0, "numProtoSuccess": accepted, "numRealtimeSuccess": 0}
-    return HttpOutcome(status=200, body=json.dumps(body).encode())
+    answer = ExportResponse(num_proto_success=accepted)
+    return HttpOutcome(status=200, body=encode_export_response(answer))
 
 
 def status(code: int, retry_after_s: float | None = None) -> HttpOutcome:

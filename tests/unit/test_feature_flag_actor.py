@@ -24,8 +24,11 @@ from messages.commands import (
     UseConnection,
 )
 from messages.config import TelemetrySettings
-from messages.records import SystemConfiguration
-from messages.wire import TELEMETRY_FLAG_NAME
+from messages.records import FeatureFlag, FeatureFlagResponse, SystemConfiguration
+from messages.wire import (
+    TELEMETRY_FLAG_NAME,
+    encode_feature_flags,
+)
 
 if TYPE_CHECKING:
     from conftest import FakeClock, FakeTransport, ManualTimer, Recording
@@ -38,10 +41,15 @@ FLAG_URL = BASE_URL + "/api/2.0/connector-service/feature-flags/PYTHON/1.2.3"
 def flag_answer(
     value: str | None = "true", ttl_s: object = 900, name: str = TELEMETRY_FLAG_NAME
 ) -> HttpOutcome:
-    flags = [] if value is None else [{"name": name, "value": value}]
-    body: dict[str, Any] = {"flags": flags}
-    if ttl_s is not None:
-        body["ttl_seconds"] = ttl_s
+    """A flag answer through the client's converter; a ttl that is no int is put in by hand."""
+    flags = () if value is None else (FeatureFlag(name=name, value=value),)
+    if ttl_s is None or (isinstance(ttl_s, int) and not isinstance(ttl_s, bool)):
+        return HttpOutcome(
+            status=200,
+            body=encode_feature_flags(FeatureFlagResponse(flags=flags, ttl_seconds=ttl_s)),
+        )
+    body = json.loads(encode_feature_flags(FeatureFlagResponse(flags=flags)))
+    body["ttl_seconds"] = ttl_s  # what a careless server may send: no record can carry it
     return HttpOutcome(status=200, body=json.dumps(body).encode())
 
 

@@ -22,8 +22,14 @@ from actors._runtime.hosts import HostAddress, normalise_host
 from actors.tools.local_endpoint import Fault, LocalEndpoint
 from messages import events as ev
 from messages.config import TelemetrySettings
+from messages.records import ExportResponse, FeatureFlag, FeatureFlagResponse
 from messages.sysconfig import DriverInfo
-from messages.wire import TELEMETRY_FLAG_NAME
+from messages.wire import (
+    TELEMETRY_FLAG_NAME,
+    decode_request,
+    encode_export_response,
+    encode_feature_flags,
+)
 
 HOST = "host.example.com"
 DRIVER = DriverInfo(name="TestDriver", version="1.0.0")
@@ -75,14 +81,16 @@ class FakeSession:
         if method == "GET":
             with self._lock:
                 self.flag_fetches += 1
-            body = {"flags": [{"name": TELEMETRY_FLAG_NAME, "value": "true"}], "ttl_seconds": 900}
-            return FakeResponse(200, json.dumps(body).encode())
-        logs = json.loads(data or b"{}")["protoLogs"]
+            flag = FeatureFlag(name=TELEMETRY_FLAG_NAME, value="true")
+            answer = FeatureFlagResponse(flags=(flag,), ttl_seconds=900)
+            return FakeResponse(200, encode_feature_flags(answer))
+        logs = decode_request(data or b"").proto_logs
         with self._lock:
             self.exported_logs += len(logs)
             self.export_posts.append((url, dict(headers)))
-        answer = {"errors": [], "numSuccess": 0, "numProtoSuccess": len(logs)}
-        return FakeResponse(200, json.dumps(answer).encode())
+        return FakeResponse(
+            200, encode_export_response(ExportResponse(num_proto_success=len(logs)))
+        )
 
 
 @pytest.fixture
