@@ -21,7 +21,6 @@ from actors._export.retry import BreakerVote, Decision, RetryPolicy, Verdict
 from actors._runtime.base import GuardedActor
 from actors._runtime.timer import Timer
 from messages.commands import (
-    BatchSettled,
     Drain,
     Drained,
     DumpState,
@@ -188,19 +187,13 @@ class ExporterActor(GuardedActor):
 
     def _settle_chunk(self, pending: Pending, *, accepted: int, reason: str) -> None:
         """The chunk `sent:chunk_end` is done: settle the batch, or queue its next chunk first."""
-        start = pending.sent
-        end = start + 1 if reason == "too_large" else pending.chunk_end
+        end = pending.sent + 1 if reason == "too_large" else pending.chunk_end
         if end >= len(pending.batch.logs):
             self._settle(pending, exported_logs=accepted, reason=reason)
             return
-        counts = pending.batch.event_counts
-        pending.done_events += sum(counts[start : start + accepted])
-        pending.done_logs += accepted
-        lost = sum(counts[start + accepted : end])
+        lost = pending.finish_chunk(accepted=accepted, reason=reason, end=end)
         if lost:
-            pending.done_dropped[reason] += lost
             self._dropped[reason] += lost
-        pending.sent = end
         pending.retry = self._retry  # each chunk has its own retries
         self._queue.appendleft(pending)
 
@@ -258,23 +251,11 @@ class ExporterActor(GuardedActor):
 
     def _settle(self, pending: Pending, *, exported_logs: int, reason: str) -> None:
         """Of the logs not yet sent, the first `exported_logs` went out; the rest drop."""
-        counts = pending.batch.event_counts[pending.sent :]
-        exported = sum(counts[:exported_logs])
-        dropped = sum(counts[exported_logs:])
+        settled, dropped = pending.settlement(exported_logs=exported_logs, reason=reason)
         if dropped:
             self._dropped[reason] += dropped
         self._stats["batches_settled"] += 1
-        by_reason = collections.Counter(pending.done_dropped)
-        if dropped:
-            by_reason[reason] += dropped
-        pending.batch.reply_to.tell(
-            BatchSettled(
-                batch_id=pending.batch.batch_id,
-                exported_events=pending.done_events + exported,
-                exported_logs=pending.done_logs + exported_logs,
-                dropped=dict(by_reason),
-            )
-        )
+        pending.batch.reply_to.tell(settled)
 
     # --- final drain ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from actors._export.retry import RetryPolicy
-from messages.commands import ConnectionContext, ExportBatch
+from messages.commands import BatchSettled, ConnectionContext, ExportBatch
 from messages.wire import encode_request, proto_log_bytes
 
 __all__ = ["MAX_BODY_BYTES", "Pending", "StopSignal", "export_headers"]
@@ -102,3 +102,35 @@ class Pending:
             body = encode_request(logs[self.sent : end], now_ms) if end > self.sent else None
         self.chunk_end = end
         return body
+
+    def finish_chunk(self, *, accepted: int, reason: str, end: int) -> int:
+        """Account the chunk `sent:end`, of which the first `accepted` logs went out.
+
+        Returns the events of the chunk's other logs, now dropped as `reason`.
+        """
+        counts, start = self.batch.event_counts, self.sent
+        self.done_events += sum(counts[start : start + accepted])
+        self.done_logs += accepted
+        lost = sum(counts[start + accepted : end])
+        if lost:
+            self.done_dropped[reason] += lost
+        self.sent = end
+        return lost
+
+    def settlement(self, *, exported_logs: int, reason: str) -> tuple[BatchSettled, int]:
+        """The batch's one `BatchSettled`, and how many events of it drop now as `reason`.
+
+        Of the logs not yet sent, the first `exported_logs` went out; the rest drop.
+        """
+        counts = self.batch.event_counts[self.sent :]
+        dropped = sum(counts[exported_logs:])
+        by_reason = collections.Counter(self.done_dropped)
+        if dropped:
+            by_reason[reason] += dropped
+        settled = BatchSettled(
+            batch_id=self.batch.batch_id,
+            exported_events=self.done_events + sum(counts[:exported_logs]),
+            exported_logs=self.done_logs + exported_logs,
+            dropped=by_reason,
+        )
+        return settled, dropped
