@@ -272,3 +272,20 @@ def test_proto_log_bytes_is_exactly_what_one_more_log_adds_to_a_body(text: str) 
     one = wire.encode_request(["{}"], 1)
     two = wire.encode_request(["{}", text], 1)
     assert len(two) - len(one) == wire.proto_log_bytes(text)
+
+
+def test_the_local_endpoints_validator_stays_independent_of_the_clients_converter() -> None:
+    # It is the oracle the converter is held to: sharing code would make the check circular.
+    import ast
+    import pathlib
+
+    import actors.tools.local_endpoint.validate as validate
+
+    tree = ast.parse(pathlib.Path(validate.__file__).read_text())
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not {name for name in imported if name and name.startswith(("messages", "actors"))}
