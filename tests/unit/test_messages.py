@@ -48,6 +48,12 @@ MESSAGE_CLASSES = [
 ]
 
 
+def test_sequences_in_messages_are_tuples_never_lists() -> None:
+    for cls in MESSAGE_CLASSES:
+        for field in attrs.fields(cls):
+            assert "list[" not in str(field.type) and "dict[" not in str(field.type), (cls, field)
+
+
 def _container_fields(cls: type) -> dict[str, object]:
     """For each tuple or mapping field of `cls`, a mutable value of that shape (list or dict)."""
     hints = typing.get_type_hints(cls)
