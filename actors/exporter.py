@@ -11,6 +11,7 @@ import collections
 import logging
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from actors._export.breaker import BreakerSnapshot, BreakerState, CircuitBreaker
@@ -29,6 +30,7 @@ from messages.commands import (
     Pump,
     RestoreBreaker,
     RetryBatch,
+    Teller,
 )
 from messages.config import TelemetrySettings
 from messages.privacy import strip_for_unauth
@@ -49,7 +51,7 @@ class ExporterActor(GuardedActor):
         settings: TelemetrySettings,
         transport: Transport,
         timer: Timer,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         breaker_state: BreakerSnapshot | None = None,
         stop_signal: StopSignal | None = None,
@@ -80,7 +82,7 @@ class ExporterActor(GuardedActor):
         self._waiting: dict[int, Pending] = {}
         self._pump_scheduled = False
         self._deadline_s: float | None = None
-        self._drain_notify: Any = None
+        self._drain_notify: Teller | None = None
         self._stats: collections.Counter[str] = collections.Counter()
         self._statuses: collections.Counter[str] = collections.Counter()
         self._dropped: collections.Counter[str] = collections.Counter()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from actors._export.http import Transport
 from actors._export.retry import FLAG_FAILURE_HOLD_S, RetryPolicy, Verdict
 from actors._runtime.base import GuardedActor
-from actors._runtime.timer import Timer
+from actors._runtime.timer import Timer, TimerHandle
 from messages.commands import (
     ConnectionContext,
     DumpState,
@@ -77,7 +78,7 @@ class FeatureFlagActor(GuardedActor):
         view: FlagView,
         context: ConnectionContext,
         driver_version: str,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         version = quote(driver_version, safe="")
@@ -94,7 +95,7 @@ class FeatureFlagActor(GuardedActor):
         self._fetches = 0
         self._failures = 0
         self._last_status: int | str | None = None
-        self._refresh: Any = None
+        self._refresh: TimerHandle | None = None
         self._policy = RetryPolicy.from_settings(settings)
 
     def on_start(self) -> None:

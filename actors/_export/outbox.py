@@ -5,9 +5,9 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from typing import Any
 
 from actors._export.retry import RetryPolicy
+from actors._runtime.timer import TimerHandle
 from messages.commands import BatchSettled, ConnectionContext, ExportBatch
 from messages.wire import encode_request, proto_log_bytes
 
@@ -78,7 +78,7 @@ class Pending:
         self.batch = batch
         self.retry = retry
         self.bodies: dict[bool, list[str]] = {}
-        self.retry_handle: Any = None
+        self.retry_handle: TimerHandle | None = None
         self.sent = 0
         self.chunk_end = len(batch.logs)
         self.done_events = 0
