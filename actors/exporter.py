@@ -11,19 +11,17 @@ import collections
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
-from actors._export.backoff import Backoff
-from actors._export.breaker import BreakerState, CircuitBreaker
-from actors._export.classify import ErrorKind
+from actors._export.breaker import BreakerSnapshot, BreakerState, CircuitBreaker
 from actors._export.http import HttpOutcome, Transport
 from actors._export.outbox import Pending, StopSignal, export_headers
 from actors._export.rate_limit import TokenBucket
+from actors._export.retry import BreakerVote, Decision, RetryPolicy, Verdict
 from actors._runtime.base import GuardedActor
 from actors._runtime.timer import Timer
 from messages.commands import (
-    BatchSettled,
     Drain,
     Drained,
     DumpState,
@@ -32,6 +30,7 @@ from messages.commands import (
     Pump,
     RestoreBreaker,
     RetryBatch,
+    Teller,
 )
 from messages.config import TelemetrySettings
 from messages.privacy import strip_for_unauth
@@ -40,8 +39,6 @@ from messages.wire import decode_export_response, encode_frontend_log
 __all__ = ["ExporterActor", "StopSignal", "export_headers"]
 
 logger = logging.getLogger("actors.exporter")
-
-_CREDENTIAL_STATUSES = frozenset({401, 403})
 
 
 class ExporterActor(GuardedActor):
@@ -54,9 +51,9 @@ class ExporterActor(GuardedActor):
         settings: TelemetrySettings,
         transport: Transport,
         timer: Timer,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
-        breaker_state: Mapping[str, Any] | None = None,
+        breaker_state: BreakerSnapshot | None = None,
         stop_signal: StopSignal | None = None,
     ) -> None:
         super().__init__()
@@ -80,14 +77,12 @@ class ExporterActor(GuardedActor):
         self._bucket = TokenBucket(
             rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst, clock=clock
         )
-        self._backoff = Backoff(
-            base_s=settings.retry_delay_ms / 1000.0, max_s=settings.retry_max_delay_ms / 1000.0
-        )
+        self._retry = RetryPolicy.from_settings(settings)
         self._queue: collections.deque[Pending] = collections.deque()
         self._waiting: dict[int, Pending] = {}
         self._pump_scheduled = False
         self._deadline_s: float | None = None
-        self._drain_notify: Any = None
+        self._drain_notify: Teller | None = None
         self._stats: collections.Counter[str] = collections.Counter()
         self._statuses: collections.Counter[str] = collections.Counter()
         self._dropped: collections.Counter[str] = collections.Counter()
@@ -124,7 +119,7 @@ class ExporterActor(GuardedActor):
     # --- intake -----------------------------------------------------------------------------
 
     def _accept(self, batch: ExportBatch) -> None:
-        pending = Pending(batch)
+        pending = Pending(batch, self._retry)
         if len(self._queue) + len(self._waiting) >= self._settings.max_pending_batches:
             self._settle(pending, exported_logs=0, reason="queue_full")
             return
@@ -160,7 +155,6 @@ class ExporterActor(GuardedActor):
 
     def _attempt(self, pending: Pending) -> None:
         probe = self._breaker.state is BreakerState.HALF_OPEN
-        pending.attempts += 1
         self._stats["attempts"] += 1
         path, headers = export_headers(pending.batch.context)
         authed = path == "/telemetry-ext"
@@ -195,74 +189,58 @@ class ExporterActor(GuardedActor):
 
     def _settle_chunk(self, pending: Pending, *, accepted: int, reason: str) -> None:
         """The chunk `sent:chunk_end` is done: settle the batch, or queue its next chunk first."""
-        start = pending.sent
-        end = start + 1 if reason == "too_large" else pending.chunk_end
+        end = pending.sent + 1 if reason == "too_large" else pending.chunk_end
         if end >= len(pending.batch.logs):
             self._settle(pending, exported_logs=accepted, reason=reason)
             return
-        counts = pending.batch.event_counts
-        pending.done_events += sum(counts[start : start + accepted])
-        pending.done_logs += accepted
-        lost = sum(counts[start + accepted : end])
+        lost = pending.finish_chunk(accepted=accepted, reason=reason, end=end)
         if lost:
-            pending.done_dropped[reason] += lost
             self._dropped[reason] += lost
-        pending.sent = end
-        pending.attempts = 0  # each chunk has its own retries
+        pending.retry = self._retry  # each chunk has its own retries
         self._queue.appendleft(pending)
 
     def _on_outcome(self, pending: Pending, outcome: HttpOutcome, probe: bool) -> None:
-        count = pending.chunk_end - pending.sent
+        accepted = 0
+        readable = True
         if outcome.ok:
             try:
                 accepted = decode_export_response(outcome.body).num_proto_success
             except ValueError as exc:
-                self._last_error = str(exc)
-                self._retry_or_fail(pending, outcome, probe)
-                return
-            self._record(success=True)
+                self._last_error, readable = str(exc), False
+        else:
+            self._last_error = f"HTTP {outcome.status}" if outcome.status else str(outcome.error)
+        decision = pending.retry.decide(outcome, self._rng, readable=readable, probe=probe)
+        self._vote(decision.breaker)
+        if decision.verdict is Verdict.ACCEPT:
+            count = pending.chunk_end - pending.sent
             self._settle_chunk(
                 pending, accepted=max(0, min(count, accepted)), reason="partial_rejected"
             )
-            return
-        self._last_error = f"HTTP {outcome.status}" if outcome.status else str(outcome.error)
-        if outcome.kind is ErrorKind.TERMINAL:
-            status = outcome.status or 0
-            if (
-                status not in _CREDENTIAL_STATUSES
-            ):  # one tenant's bad token says nothing of the host
-                self._record(success=False)
-            else:
-                self._breaker.release()
-            reason = "unauthorized" if status in _CREDENTIAL_STATUSES else "rejected"
-            self._settle(pending, exported_logs=0, reason=reason)
-            return
-        self._retry_or_fail(pending, outcome, probe)
+        elif decision.verdict is Verdict.RETRY:
+            self._retry_later(pending, decision)
+        else:
+            self._settle(pending, exported_logs=0, reason=decision.drop_reason or "export_failed")
 
-    def _retry_or_fail(self, pending: Pending, outcome: HttpOutcome, probe: bool) -> None:
-        retries_done = pending.attempts - 1
-        if probe or retries_done >= self._settings.max_retries:
-            self._record(success=False)
-            self._settle(pending, exported_logs=0, reason="export_failed")
-            return
-        delay_s = self._backoff.delay_s(
-            retries_done,
-            self._rng,
-            retry_after_s=outcome.retry_after_s,
-            retry_after_max_s=float(self._settings.retry_after_max_s),
-        )
+    def _retry_later(self, pending: Pending, decision: Decision) -> None:
         deadline_s = self._drain_by()
-        if deadline_s is not None and self._clock() + delay_s >= deadline_s:
+        if deadline_s is not None and self._clock() + decision.delay_s >= deadline_s:
             self._settle(pending, exported_logs=0, reason="shutdown_timeout")
             return
         self._stats["retries_scheduled"] += 1
         # A batch waiting for its retry keeps its records, not their JSON: in an outage the
         # encoded copies of every waiting batch add up, while encoding again costs only retries.
         pending.bodies.clear()
+        pending.retry = decision.retry
         self._waiting[pending.batch.batch_id] = pending
         pending.retry_handle = self._timer.schedule(
-            delay_s, self.actor_ref, RetryBatch(batch_id=pending.batch.batch_id)
+            decision.delay_s, self.actor_ref, RetryBatch(batch_id=pending.batch.batch_id)
         )
+
+    def _vote(self, vote: BreakerVote) -> None:
+        if vote is BreakerVote.NONE:
+            self._breaker.release()  # a retry or a bad credential: the probe, if any, is over
+        else:
+            self._record(success=vote is BreakerVote.SUCCESS)
 
     def _record(self, *, success: bool) -> None:
         if not self._settings.breaker_enabled:
@@ -275,23 +253,11 @@ class ExporterActor(GuardedActor):
 
     def _settle(self, pending: Pending, *, exported_logs: int, reason: str) -> None:
         """Of the logs not yet sent, the first `exported_logs` went out; the rest drop."""
-        counts = pending.batch.event_counts[pending.sent :]
-        exported = sum(counts[:exported_logs])
-        dropped = sum(counts[exported_logs:])
+        settled, dropped = pending.settlement(exported_logs=exported_logs, reason=reason)
         if dropped:
             self._dropped[reason] += dropped
         self._stats["batches_settled"] += 1
-        by_reason = collections.Counter(pending.done_dropped)
-        if dropped:
-            by_reason[reason] += dropped
-        pending.batch.reply_to.tell(
-            BatchSettled(
-                batch_id=pending.batch.batch_id,
-                exported_events=pending.done_events + exported,
-                exported_logs=pending.done_logs + exported_logs,
-                dropped=dict(by_reason),
-            )
-        )
+        pending.batch.reply_to.tell(settled)
 
     # --- final drain ------------------------------------------------------------------------
 
@@ -311,7 +277,7 @@ class ExporterActor(GuardedActor):
             notify.tell(Drained(snapshot=self.snapshot()))
 
     def snapshot(self) -> dict[str, Any]:
-        """Breaker, rate limit, queued and retrying batches, outcomes and drops."""
+        """Breaker (a record, for the host's next tree), rate limit, batches, outcomes, drops."""
         return {
             "base_url": self._base_url,
             "queued_batches": len(self._queue),

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from actors._export.http import Transport
+from actors._export.retry import FLAG_FAILURE_HOLD_S, RetryPolicy, Verdict
 from actors._runtime.base import GuardedActor
-from actors._runtime.timer import Timer
+from actors._runtime.timer import Timer, TimerHandle
 from messages.commands import (
     ConnectionContext,
     DumpState,
@@ -30,7 +32,7 @@ __all__ = ["FAILURE_CACHE_S", "FeatureFlagActor", "FlagView", "clamp_ttl_s"]
 
 logger = logging.getLogger("actors.feature_flags")
 
-FAILURE_CACHE_S = 60.0
+FAILURE_CACHE_S = FLAG_FAILURE_HOLD_S
 TTL_MIN_S, TTL_MAX_S = 60, 3600
 
 
@@ -76,7 +78,7 @@ class FeatureFlagActor(GuardedActor):
         view: FlagView,
         context: ConnectionContext,
         driver_version: str,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         version = quote(driver_version, safe="")
@@ -93,7 +95,8 @@ class FeatureFlagActor(GuardedActor):
         self._fetches = 0
         self._failures = 0
         self._last_status: int | str | None = None
-        self._refresh: Any = None
+        self._refresh: TimerHandle | None = None
+        self._policy = RetryPolicy.from_settings(settings)
 
     def on_start(self) -> None:
         """Decide at once when forced on; otherwise fetch (in this thread, never the driver's)."""
@@ -138,25 +141,26 @@ class FeatureFlagActor(GuardedActor):
                 logger.debug("feature flags: auth provider failed")
         outcome = self._transport.request("GET", self._url, body=None, headers=headers)
         self._last_status = outcome.status or outcome.error
+        response = None
         if outcome.ok:
             try:
                 response = decode_feature_flags(outcome.body)
             except ValueError:
                 logger.debug("feature flags: malformed answer")
-            else:
-                ttl_s = clamp_ttl_s(response.ttl_seconds, self._settings.feature_flag_ttl_s)
-                self._decide(flag_value(response), "server", ttl_s)
-                return
+        decision = self._policy.decide_flag(
+            outcome, readable=response is not None, ttl_s=self._settings.feature_flag_ttl_s
+        )
+        if response is not None and decision.verdict is Verdict.ACCEPT:
+            ttl_s = clamp_ttl_s(response.ttl_seconds, self._settings.feature_flag_ttl_s)
+            self._decide(flag_value(response), "server", ttl_s)
+            return
         self._failures += 1
-        if outcome.status == 404:  # the endpoint does not exist here: do not ask again soon
-            self._decide(False, "not_found", self._settings.feature_flag_ttl_s)
-        else:
-            self._decide(False, "fetch_failed", FAILURE_CACHE_S)
+        self._decide(False, decision.source or "fetch_failed", decision.delay_s)
 
     def _decide(self, enabled: bool, source: str, ttl_s: float | None) -> None:
         self._source = source
         self._view.enabled = enabled
-        self._aggregator.tell(FlagDecided(enabled=enabled, source=source))
+        self._aggregator.tell(FlagDecided(enabled=enabled))
         if ttl_s is None:
             self._expires_at = None
             return

@@ -32,6 +32,7 @@ from messages.commands import (
     TreeStopped,
     UseConnection,
 )
+from messages.snapshots import BreakerSnapshot, TreeFinal
 
 __all__ = ["HostEntry", "RegistryActor"]
 
@@ -57,12 +58,12 @@ class RegistryActor(GuardedActor):
         super().__init__()
         self._hosts: dict[str, HostEntry] = {}
         self._stopping: dict[tuple[str, int], pykka.ThreadingFuture[Any]] = {}
-        self._finished: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        self._finished: dict[str, list[TreeFinal]] = collections.defaultdict(list)
         self._facade_drops: dict[str, collections.Counter[str]] = collections.defaultdict(
             collections.Counter
         )
         self._flag_cache: dict[str, FlagView] = {}
-        self._breakers: dict[str, dict[str, Any]] = {}
+        self._breakers: dict[str, BreakerSnapshot] = {}
         self._connects = 0
         self._disconnects = 0
 
@@ -72,15 +73,8 @@ class RegistryActor(GuardedActor):
                 return self._connect(message)
             case Disconnect():
                 self._disconnect(message)
-            case TreeStopped(host=host, generation=generation, snapshot=snapshot):
-                self._stopping.pop((host, generation), None)
-                self._finished[host].append({"generation": generation, **snapshot})
-                breaker = snapshot.get("exporter", {}).get("breaker")
-                if breaker is not None:
-                    self._breakers[host] = breaker
-                    live = self._hosts.get(host)
-                    if live is not None and live.tree.generation > generation:
-                        live.tree.exporter.tell(RestoreBreaker(snapshot=breaker))
+            case TreeStopped(host=host, final=final):
+                self._tree_stopped(host, final)
             case FacadeDropped(host=host, reason=reason, count=count):
                 self._facade_drops[host][reason] += count
             case ShutdownAll(deadline_s=deadline_s):
@@ -113,11 +107,19 @@ class RegistryActor(GuardedActor):
             entry.tree.supervisor.tell(UseConnection(context=message.context))
         entry.connections.add(message.context.connection_id)
         return HostLease(
-            host=message.host,
             generation=entry.tree.generation,
             aggregator=entry.tree.aggregator,
             flag=entry.tree.flag,
         )
+
+    def _tree_stopped(self, host: str, final: TreeFinal) -> None:
+        self._stopping.pop((host, final.generation), None)
+        self._finished[host].append(final)
+        if final.breaker is not None:
+            self._breakers[host] = final.breaker
+            live = self._hosts.get(host)
+            if live is not None and live.tree.generation > final.generation:
+                live.tree.exporter.tell(RestoreBreaker(snapshot=final.breaker))
 
     def _disconnect(self, message: Disconnect) -> None:
         entry = self._hosts.get(message.host)
@@ -147,7 +149,7 @@ class RegistryActor(GuardedActor):
                 for host, entry in self._hosts.items()
             },
             "stopping": [f"{host}#{gen}" for host, gen in self._stopping],
-            "finished": {host: list(snaps) for host, snaps in self._finished.items()},
+            "finished": {host: tuple(finals) for host, finals in self._finished.items()},
             "facade_dropped": {host: dict(c) for host, c in self._facade_drops.items()},
             "connects": self._connects,
             "disconnects": self._disconnects,

@@ -12,9 +12,7 @@ from typing import Any
 import attrs
 import pykka
 
-from actors._export.http import Transport
 from actors._runtime.base import GuardedActor
-from actors._runtime.hosts import HostAddress
 from actors._runtime.timer import Timer
 from actors.aggregator import AggregatorActor
 from actors.exporter import ExporterActor, StopSignal
@@ -28,26 +26,17 @@ from messages.commands import (
     Reply,
     Stop,
     Teller,
+    TreeConfig,
     TreeStopped,
     UseConnection,
 )
-from messages.config import TelemetrySettings
+from messages.snapshots import BreakerSnapshot, TreeFinal
 
 __all__ = ["HostSupervisor", "HostTree", "TreeConfig", "start_tree"]
 
 logger = logging.getLogger("actors.supervisor")
 
 _FINALIZE_GRACE_S = 0.05
-
-
-@attrs.frozen(kw_only=True)
-class TreeConfig:
-    """What a host's tree is built from: the first connection's settings and transport."""
-
-    address: HostAddress
-    settings: TelemetrySettings
-    transport: Transport
-    driver_version: str
 
 
 @attrs.frozen(kw_only=True)
@@ -123,17 +112,17 @@ class HostSupervisor(GuardedActor):
                 logger.debug("supervisor: unexpected message %r", type(message))
         return None
 
-    def _finish(self, snapshot: Any) -> None:
+    def _finish(self, accounts: Mapping[str, Any] | None) -> None:
         if self._finished:
             return
         self._finished = True
-        final = dict(snapshot) if snapshot is not None else {"timed_out": True}
+        final = TreeFinal(
+            generation=self._generation, accounts=accounts, breaker=_final_breaker(accounts)
+        )
         for child in self._children:
             child.stop(block=False)
         self._timer.stop(timeout_s=0.0)
-        self._registry.tell(
-            TreeStopped(host=self._host, generation=self._generation, snapshot=final)
-        )
+        self._registry.tell(TreeStopped(host=self._host, final=final))
         for reply in self._replies:
             reply.set(final)
         self.actor_ref.stop(block=False)
@@ -149,13 +138,20 @@ class HostSupervisor(GuardedActor):
         }
 
 
+def _final_breaker(accounts: Mapping[str, Any] | None) -> BreakerSnapshot | None:
+    """The exporter's last breaker, which the aggregator's final accounts carry."""
+    exporter = accounts.get("exporter") if accounts is not None else None
+    breaker = exporter.get("breaker") if isinstance(exporter, Mapping) else None
+    return breaker if isinstance(breaker, BreakerSnapshot) else None
+
+
 def start_tree(
     config: TreeConfig,
     generation: int,
     registry: Teller,
     first: ConnectionContext,
     cached_flag: FlagView | None = None,
-    breaker_state: Mapping[str, Any] | None = None,
+    breaker_state: BreakerSnapshot | None = None,
 ) -> HostTree:
     """Start a host's exporter, aggregator, flag fetcher and supervisor (in that order).
 

@@ -6,12 +6,15 @@ and one-shot replies travel as `Reply` (anything with `set`, e.g. a pykka future
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import attrs
 
+from messages.config import TelemetrySettings
 from messages.records import FrontendLog, SystemConfiguration
+from messages.snapshots import BreakerSnapshot, TreeFinal, frozen_mapping
+from messages.transport import Transport
 
 __all__ = [
     "Abandon",
@@ -27,9 +30,11 @@ __all__ = [
     "ExportBatch",
     "FacadeDropped",
     "FlagDecided",
+    "FlagReading",
     "Flush",
     "FlushTick",
     "HostLease",
+    "HostOrigin",
     "ListHosts",
     "Pump",
     "RefreshFlag",
@@ -39,6 +44,7 @@ __all__ = [
     "ShutdownAll",
     "Stop",
     "Teller",
+    "TreeConfig",
     "TreeStopped",
     "UseConnection",
 ]
@@ -80,7 +86,49 @@ class ConnectionContext:
     workspace_id: int | None = None
 
 
+def _logs(value: Iterable[FrontendLog]) -> tuple[FrontendLog, ...]:
+    return value if isinstance(value, tuple) else tuple(value)
+
+
+def _counts(value: Iterable[int]) -> tuple[int, ...]:
+    return value if isinstance(value, tuple) else tuple(value)
+
+
 # --- registry ---------------------------------------------------------------------------------
+
+
+class HostOrigin(Protocol):
+    """A normalised host (`actors._runtime.hosts.HostAddress`): its key and where to send."""
+
+    @property
+    def key(self) -> str:
+        """``host[:port]``, lower case: one per server."""
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://key``."""
+
+
+class FlagReading(Protocol):
+    """The host's feature flag as driver threads read it (`actors.feature_flags.FlagView`)."""
+
+    @property
+    def enabled(self) -> bool | None:
+        """None until decided."""
+
+    @property
+    def expires_at(self) -> float | None:
+        """Monotonic expiry of the decision, if it has one."""
+
+
+@attrs.frozen(kw_only=True)
+class TreeConfig:
+    """What a host's tree is built from: the first connection's settings and transport."""
+
+    address: HostOrigin
+    settings: TelemetrySettings
+    transport: Transport
+    driver_version: str
 
 
 @attrs.frozen(kw_only=True)
@@ -89,17 +137,16 @@ class Connect:
 
     host: str
     context: ConnectionContext
-    tree_config: Any
+    tree_config: TreeConfig
 
 
 @attrs.frozen(kw_only=True)
 class HostLease:
     """The registry's answer to `Connect`: where to tell events, and the host's flag view."""
 
-    host: str
     generation: int
     aggregator: ActorHandle
-    flag: Any
+    flag: FlagReading
 
 
 @attrs.frozen(kw_only=True)
@@ -134,11 +181,10 @@ class ShutdownAll:
 
 @attrs.frozen(kw_only=True)
 class TreeStopped:
-    """A host tree drained and stopped; carries its final snapshot."""
+    """A host tree drained and stopped; carries its final accounts and breaker."""
 
     host: str
-    generation: int
-    snapshot: Mapping[str, Any]
+    final: TreeFinal
 
 
 # --- supervisor, aggregator, exporter ---------------------------------------------------------
@@ -171,7 +217,9 @@ class Drain:
 class Drained:
     """The final drain finished; `snapshot` is the sender's final state (if it keeps accounts)."""
 
-    snapshot: Mapping[str, Any] | None = None
+    snapshot: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(frozen_mapping)
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -183,7 +231,6 @@ class Abandon:
 class Flush:
     """Export what is queued now (not open statements); `reply` is set when attempted."""
 
-    deadline_s: float
     reply: Reply | None = None
 
 
@@ -207,7 +254,6 @@ class FlagDecided:
     """The feature flag for the host is known: export (True) or discard (False)."""
 
     enabled: bool
-    source: str
 
 
 @attrs.frozen(kw_only=True)
@@ -216,8 +262,8 @@ class ExportBatch:
 
     batch_id: int
     context: ConnectionContext
-    logs: tuple[FrontendLog, ...]
-    event_counts: tuple[int, ...]
+    logs: tuple[FrontendLog, ...] = attrs.field(converter=_logs)
+    event_counts: tuple[int, ...] = attrs.field(converter=_counts)
     reply_to: Teller
 
 
@@ -237,7 +283,7 @@ class Pump:
 class RestoreBreaker:
     """The host's previous tree stopped: continue from its breaker, unless already under way."""
 
-    snapshot: Mapping[str, Any]
+    snapshot: BreakerSnapshot
 
 
 @attrs.frozen(kw_only=True)
@@ -247,4 +293,4 @@ class BatchSettled:
     batch_id: int
     exported_events: int
     exported_logs: int
-    dropped: Mapping[str, int]
+    dropped: Mapping[str, int] = attrs.field(converter=frozen_mapping)

@@ -29,9 +29,13 @@ __all__ = [
     "decode_export_response",
     "decode_feature_flags",
     "decode_frontend_log",
+    "decode_request",
+    "encode_export_response",
+    "encode_feature_flags",
     "encode_frontend_log",
     "encode_request",
     "flag_value",
+    "proto_log_bytes",
 ]
 
 TELEMETRY_FLAG_NAME = (
@@ -154,6 +158,27 @@ converter.register_structure_hook(
     records.FeatureFlag,
     lambda v, _: records.FeatureFlag(name=str(v["name"]), value=str(v.get("value", ""))),
 )
+# The answers, for the local endpoint, the file sink and tests that play the service.
+converter.register_unstructure_hook(
+    records.ExportResponse,
+    make_dict_unstructure_fn(
+        records.ExportResponse,
+        converter,
+        num_proto_success=override(rename="numProtoSuccess"),
+        num_success=override(rename="numSuccess"),
+        num_realtime_success=override(rename="numRealtimeSuccess"),
+        errors=override(unstruct_hook=list),
+    ),
+)
+converter.register_unstructure_hook(
+    records.FeatureFlagResponse,
+    make_dict_unstructure_fn(
+        records.FeatureFlagResponse,
+        converter,
+        flags=override(unstruct_hook=lambda flags: [converter.unstructure(f) for f in flags]),
+        ttl_seconds=override(omit_if_default=True),
+    ),
+)
 
 # Unstructured records hold no cycles, so the encoder's circular-reference bookkeeping is skipped.
 _dumps = json.JSONEncoder(
@@ -192,6 +217,30 @@ def encode_request(proto_logs: Iterable[str], upload_time_ms: int) -> bytes:
     """Build a `TelemetryRequest` body (UTF-8 JSON) from already-encoded frontend logs."""
     request = TelemetryRequest(upload_time=upload_time_ms, proto_logs=tuple(proto_logs))
     return _dumps(converter.unstructure(request)).encode("utf-8")
+
+
+def encode_export_response(response: records.ExportResponse) -> bytes:
+    """The export endpoint's answer as the service sends it."""
+    return _dumps(converter.unstructure(response)).encode("utf-8")
+
+
+def encode_feature_flags(response: records.FeatureFlagResponse) -> bytes:
+    """The feature-flag endpoint's answer as the service sends it (no TTL when None)."""
+    return _dumps(converter.unstructure(response)).encode("utf-8")
+
+
+def proto_log_bytes(proto_log: str) -> int:
+    """What one encoded frontend log adds to a request body: its JSON string and a comma."""
+    return len(_dumps(proto_log).encode("utf-8")) + 1
+
+
+def decode_request(body: bytes) -> TelemetryRequest:
+    """Parse a `TelemetryRequest` body back (the file sink's input); raises `ValueError`."""
+    value = _loads_object(body, "telemetry request")
+    try:
+        return converter.structure(value, TelemetryRequest)
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"telemetry request: {exc}") from None
 
 
 def _loads_object(body: bytes | str, what: str) -> dict[str, Any]:

@@ -25,7 +25,14 @@ import actors
 from actors._export.http import HttpOutcome
 from actors._runtime import process
 from actors._runtime.timer import Timer, TimerHandle
-from messages.wire import TELEMETRY_FLAG_NAME
+from messages.records import ExportResponse, FeatureFlag, FeatureFlagResponse
+from messages.wire import (
+    TELEMETRY_FLAG_NAME,
+    TelemetryRequest,
+    decode_request,
+    encode_export_response,
+    encode_feature_flags,
+)
 
 WAIT_S = 2.0
 STOP_TIMEOUT_S = 2.0
@@ -191,9 +198,13 @@ class Request:
     def json(self) -> Any:
         return json.loads(self.body or b"null")
 
+    def telemetry_request(self) -> TelemetryRequest:
+        """The export request's body, decoded."""
+        return decode_request(self.body or b"")
+
     def proto_logs(self) -> list[dict[str, Any]]:
-        """The frontend logs of an export request, decoded."""
-        return [json.loads(text) for text in self.json()["protoLogs"]]
+        """The frontend logs of an export request, as JSON objects."""
+        return [json.loads(text) for text in self.telemetry_request().proto_logs]
 
 
 Answer = HttpOutcome | Callable[[Request], HttpOutcome]
@@ -201,16 +212,25 @@ Answer = HttpOutcome | Callable[[Request], HttpOutcome]
 
 def export_ok(accepted: int) -> HttpOutcome:
     """A 200 export answer that says `accepted` logs were taken."""
-    body = {"errors": [], "numSuccess": 0, "numProtoSuccess": accepted, "numRealtimeSuccess": 0}
-    return HttpOutcome(status=200, body=json.dumps(body).encode())
+    return HttpOutcome(
+        status=200, body=encode_export_response(ExportResponse(num_proto_success=accepted))
+    )
 
 
-def flag_answer(value: str | None = "true", ttl_s: object = 900) -> HttpOutcome:
-    """A 200 feature-flag answer (`value` None leaves the flag out)."""
-    flags = [] if value is None else [{"name": TELEMETRY_FLAG_NAME, "value": value}]
-    body: dict[str, Any] = {"flags": flags}
-    if ttl_s is not None:
-        body["ttl_seconds"] = ttl_s
+def flag_answer(
+    value: str | None = "true", ttl_s: object = 900, name: str = TELEMETRY_FLAG_NAME
+) -> HttpOutcome:
+    """A 200 feature-flag answer (`value` None leaves the flag out).
+
+    A `ttl_s` that is no int (what a careless server may send) cannot be a record's: it is put
+    into the encoded answer by hand.
+    """
+    flags = () if value is None else (FeatureFlag(name=name, value=value),)
+    if ttl_s is None or (isinstance(ttl_s, int) and not isinstance(ttl_s, bool)):
+        answer = FeatureFlagResponse(flags=flags, ttl_seconds=ttl_s)
+        return HttpOutcome(status=200, body=encode_feature_flags(answer))
+    body = json.loads(encode_feature_flags(FeatureFlagResponse(flags=flags)))
+    body["ttl_seconds"] = ttl_s
     return HttpOutcome(status=200, body=json.dumps(body).encode())
 
 
@@ -264,7 +284,7 @@ class FakeTransport:
     def _default(request: Request) -> HttpOutcome:
         if request.method == "GET":
             return flag_answer("true")
-        return export_ok(len(request.json()["protoLogs"]))
+        return export_ok(len(request.telemetry_request().proto_logs))
 
     @property
     def requests(self) -> list[Request]:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
+from messages.snapshots import BreakerSnapshot, BreakerState
 
-class BreakerState(enum.Enum):
-    """Where the breaker stands: letting calls through, refusing them, or probing."""
-
-    CLOSED = "CLOSED"
-    OPEN = "OPEN"
-    HALF_OPEN = "HALF_OPEN"
+__all__ = ["BreakerSnapshot", "BreakerState", "CircuitBreaker"]
 
 
 class CircuitBreaker:
@@ -96,26 +90,18 @@ class CircuitBreaker:
             self._open()
         # A late failure while OPEN must not extend the open period: ignore it.
 
-    def restore(self, snapshot: Mapping[str, Any]) -> None:
+    def restore(self, snapshot: BreakerSnapshot) -> None:
         """Continue from another breaker's `snapshot()` (a host's previous actor tree).
 
         An OPEN breaker stays open for the rest of its period; a HALF_OPEN one resumes as OPEN
-        with its period over, so the next `allow()` grants a fresh probe. Garbage is ignored.
+        with its period over, so the next `allow()` grants a fresh probe.
         """
-        try:
-            state = BreakerState(snapshot["state"])
-            failures = int(snapshot.get("consecutive_failures") or 0)
-            opened_for_s = float(snapshot.get("opened_for_s") or 0.0)
-            transitions = {
-                str(k): int(v) for k, v in dict(snapshot.get("transitions") or {}).items()
-            }
-        except (KeyError, TypeError, ValueError):
+        self.transitions = dict(snapshot.transitions)
+        self._consecutive_failures = max(0, snapshot.consecutive_failures)
+        if snapshot.state is BreakerState.CLOSED:
             return
-        self.transitions = transitions
-        self._consecutive_failures = max(0, failures)
-        if state is BreakerState.CLOSED:
-            return
-        if state is BreakerState.HALF_OPEN:
+        opened_for_s = snapshot.opened_for_s or 0.0
+        if snapshot.state is BreakerState.HALF_OPEN:
             opened_for_s = self._open_s
         self._state = BreakerState.OPEN
         self._opened_at = self._clock() - max(0.0, opened_for_s)
@@ -124,23 +110,23 @@ class CircuitBreaker:
         """Clear an outstanding probe without an outcome (its batch was abandoned)."""
         self._probe_outstanding = False
 
-    def snapshot(self) -> dict[str, object]:
-        """Return a JSON-serialisable view of the breaker for diagnostics."""
+    def snapshot(self) -> BreakerSnapshot:
+        """The breaker's state now, for diagnostics and for the host's next tree."""
         opened_for_s: float | None = None
         reopens_in_s: float | None = None
         if self._state is BreakerState.OPEN:
             elapsed = self._open_elapsed_s()
             opened_for_s = round(elapsed, 3)
             reopens_in_s = round(max(0.0, self._open_s - elapsed), 3)
-        return {
-            "state": self._state.value,
-            "consecutive_failures": self._consecutive_failures,
-            "half_open_successes": self._half_open_successes,
-            "probe_outstanding": self._probe_outstanding,
-            "opened_for_s": opened_for_s,
-            "reopens_in_s": reopens_in_s,
-            "transitions": dict(self.transitions),
-        }
+        return BreakerSnapshot(
+            state=self._state,
+            consecutive_failures=self._consecutive_failures,
+            half_open_successes=self._half_open_successes,
+            probe_outstanding=self._probe_outstanding,
+            opened_for_s=opened_for_s,
+            reopens_in_s=reopens_in_s,
+            transitions=tuple(sorted(self.transitions.items())),
+        )
 
     def _open(self) -> None:
         self._move_to(BreakerState.OPEN)

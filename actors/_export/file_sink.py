@@ -7,17 +7,24 @@ answered locally as on, since choosing a file is the local decision to record.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 from actors._export.http import HttpOutcome
-from messages.wire import TELEMETRY_FLAG_NAME
+from messages.records import ExportResponse, FeatureFlag, FeatureFlagResponse
+from messages.wire import (
+    TELEMETRY_FLAG_NAME,
+    decode_request,
+    encode_export_response,
+    encode_feature_flags,
+)
 
 __all__ = ["FileTransport"]
 
-_FLAG_BODY = json.dumps(
-    {"flags": [{"name": TELEMETRY_FLAG_NAME, "value": "true"}], "ttl_seconds": 3600}
-).encode()
+_FLAG_BODY = encode_feature_flags(
+    FeatureFlagResponse(
+        flags=(FeatureFlag(name=TELEMETRY_FLAG_NAME, value="true"),), ttl_seconds=3600
+    )
+)
 
 
 class FileTransport:
@@ -39,15 +46,10 @@ class FileTransport:
         if method == "GET":
             return HttpOutcome(status=200, body=_FLAG_BODY)
         try:
-            logs = json.loads(body or b"{}")["protoLogs"]
+            logs = decode_request(body or b"{}").proto_logs
             with open(self._path, "a", encoding="utf-8") as out:
                 out.write("".join(f"{line}\n" for line in logs))
         except Exception as exc:
             return HttpOutcome(status=None, error=type(exc).__name__)
-        answer = {
-            "errors": [],
-            "numSuccess": 0,
-            "numProtoSuccess": len(logs),
-            "numRealtimeSuccess": 0,
-        }
-        return HttpOutcome(status=200, body=json.dumps(answer).encode())
+        answer = ExportResponse(num_proto_success=len(logs))
+        return HttpOutcome(status=200, body=encode_export_response(answer))

@@ -6,59 +6,21 @@ import math
 from collections.abc import Mapping
 from typing import Protocol
 
-import attrs
 import urllib3
 
 from actors._export.backoff import parse_retry_after
-from actors._export.classify import ErrorKind, classify_status
+from messages.transport import HttpOutcome, Transport
+
+__all__ = [
+    "HttpOutcome",
+    "SessionLike",
+    "SessionTransport",
+    "Transport",
+    "Urllib3Transport",
+    "new_pool_manager",
+]
 
 _MIN_TIMEOUT_S = 0.05
-
-
-@attrs.frozen(kw_only=True)
-class HttpOutcome:
-    """What one HTTP attempt produced: a status and body, or a transport error name."""
-
-    status: int | None
-    body: bytes = b""
-    retry_after_s: float | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True for a 2xx answer."""
-        return self.status is not None and 200 <= self.status < 300
-
-    @property
-    def kind(self) -> ErrorKind | None:
-        """None when ok; RETRYABLE for transport errors; else the status classification.
-
-        Redirects (and other non-error statuses) are TERMINAL: they are never followed, so
-        asking again would get the same answer.
-        """
-        if self.ok:
-            return None
-        if self.status is None:
-            return ErrorKind.RETRYABLE
-        if 400 <= self.status < 600:
-            return classify_status(self.status)
-        return ErrorKind.TERMINAL
-
-
-class Transport(Protocol):
-    """Makes one HTTP attempt and reports it as an ``HttpOutcome``; never raises."""
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        body: bytes | None,
-        headers: Mapping[str, str],
-        timeout_s: float | None = None,
-    ) -> HttpOutcome:
-        """Send one request and return its outcome."""
-        ...
 
 
 class ResponseLike(Protocol):

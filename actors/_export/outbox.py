@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import time
-from typing import Any
 
-from messages.commands import ConnectionContext, ExportBatch
-from messages.wire import encode_request
+from actors._export.retry import RetryPolicy
+from actors._runtime.timer import TimerHandle
+from messages.commands import BatchSettled, ConnectionContext, ExportBatch
+from messages.wire import encode_request, proto_log_bytes
 
 __all__ = ["MAX_BODY_BYTES", "Pending", "StopSignal", "export_headers"]
 
@@ -63,22 +63,22 @@ class Pending:
     """
 
     __slots__ = (
-        "attempts",
         "batch",
         "bodies",
         "chunk_end",
         "done_dropped",
         "done_events",
         "done_logs",
+        "retry",
         "retry_handle",
         "sent",
     )
 
-    def __init__(self, batch: ExportBatch) -> None:
+    def __init__(self, batch: ExportBatch, retry: RetryPolicy) -> None:
         self.batch = batch
-        self.attempts = 0
+        self.retry = retry
         self.bodies: dict[bool, list[str]] = {}
-        self.retry_handle: Any = None
+        self.retry_handle: TimerHandle | None = None
         self.sent = 0
         self.chunk_end = len(batch.logs)
         self.done_events = 0
@@ -95,10 +95,42 @@ class Pending:
             size = len(encode_request((), now_ms))
             end = self.sent
             while end < len(logs):
-                size += len(json.dumps(logs[end], ensure_ascii=False).encode("utf-8")) + 1
+                size += proto_log_bytes(logs[end])
                 if size > MAX_BODY_BYTES:
                     break
                 end += 1
             body = encode_request(logs[self.sent : end], now_ms) if end > self.sent else None
         self.chunk_end = end
         return body
+
+    def finish_chunk(self, *, accepted: int, reason: str, end: int) -> int:
+        """Account the chunk `sent:end`, of which the first `accepted` logs went out.
+
+        Returns the events of the chunk's other logs, now dropped as `reason`.
+        """
+        counts, start = self.batch.event_counts, self.sent
+        self.done_events += sum(counts[start : start + accepted])
+        self.done_logs += accepted
+        lost = sum(counts[start + accepted : end])
+        if lost:
+            self.done_dropped[reason] += lost
+        self.sent = end
+        return lost
+
+    def settlement(self, *, exported_logs: int, reason: str) -> tuple[BatchSettled, int]:
+        """The batch's one `BatchSettled`, and how many events of it drop now as `reason`.
+
+        Of the logs not yet sent, the first `exported_logs` went out; the rest drop.
+        """
+        counts = self.batch.event_counts[self.sent :]
+        dropped = sum(counts[exported_logs:])
+        by_reason = collections.Counter(self.done_dropped)
+        if dropped:
+            by_reason[reason] += dropped
+        settled = BatchSettled(
+            batch_id=self.batch.batch_id,
+            exported_events=self.done_events + sum(counts[:exported_logs]),
+            exported_logs=self.done_logs + exported_logs,
+            dropped=by_reason,
+        )
+        return settled, dropped

@@ -16,6 +16,7 @@ from actors._runtime.process import EXIT_MARGIN_S, ask, count_of, state
 from actors.supervisor import HostTree
 from messages.commands import DumpState, Flush, ListHosts, ShutdownAll
 from messages.config import TelemetrySettings
+from messages.snapshots import TreeFinal, to_json
 
 __all__ = ["at_exit", "dump_state", "flush", "shutdown"]
 
@@ -58,7 +59,7 @@ def dump_state(timeout_s: float = 2.0) -> dict[str, Any]:
     """
     report = dict(_dump_state(timeout_s))
     report["dropped_without_registry"] = count_of(state.unrouted)
-    return report
+    return dict(to_json(report))
 
 
 def _dump_state(timeout_s: float) -> dict[str, Any]:
@@ -80,7 +81,7 @@ def _dump_state(timeout_s: float) -> dict[str, Any]:
             "generation": tree.generation,
             **actors,
         }
-    finished = listing.pop("finished")
+    finished = to_json(listing.pop("finished"))
     facade = listing.pop("facade_dropped")
     for host in set(hosts) | set(finished) | set(facade):
         entry = hosts.setdefault(host, {"live": False, "refcount": 0})
@@ -125,7 +126,7 @@ def flush(timeout_s: float = 5.0) -> bool:
         futures = []
         for info in listing["live"].values():
             future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
-            info["tree"].aggregator.tell(Flush(deadline_s=deadline_s, reply=future))
+            info["tree"].aggregator.tell(Flush(reply=future))
             futures.append(future)
         return all(f.get(timeout=max(0.0, deadline_s - time.monotonic())) for f in futures)
     except Exception:
@@ -154,12 +155,9 @@ def shutdown(timeout_s: float | None = None) -> bool:
             registry, ShutdownAll(deadline_s=drain_by), max(0.01, deadline_s - time.monotonic())
         )
         for future in futures:
-            result = future.get(timeout=max(0.0, deadline_s - time.monotonic()))
+            final: TreeFinal = future.get(timeout=max(0.0, deadline_s - time.monotonic()))
             # A drain cut short by the deadline reports its drops, not a timeout: both are unclean.
-            cut_short = result.get("timed_out", False) or result.get("dropped", {}).get(
-                "shutdown_timeout", 0
-            )
-            clean = clean and not cut_short
+            clean = clean and not final.cut_short
     except Exception:
         logger.debug("telemetry: shutdown did not finish in %.3f s", timeout_s, exc_info=True)
         clean = False

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from waiting import poll_until
 
 from actors.tools.local_endpoint import (
     FLAG_NAME,
@@ -160,11 +161,7 @@ def encode(logs: list[Any], **overrides: Any) -> bytes:
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        threading.Event().wait(0.01)
+    poll_until(condition, timeout_s)
 
 
 def raw_exchange(endpoint: LocalEndpoint, payload: bytes) -> bytes:

@@ -22,6 +22,8 @@ from waiting import poll_until
 
 import actors
 from actors.tools.local_endpoint import FLAG_NAME, derive_kind
+from messages.records import ExportResponse, FeatureFlag, FeatureFlagResponse
+from messages.wire import encode_export_response, encode_feature_flags
 
 DRIVER = actors.DriverInfo(name="ReliabilityDriver", version="6.0.0")
 TOKEN = "reliability-token"
@@ -145,11 +147,10 @@ Answer = tuple[int, dict[str, str], bytes]
 def healthy_answer(request: RawRequest) -> Answer:
     """What a healthy telemetry service answers: the flag on, every export accepted."""
     if request.method == "GET":
-        body = {"flags": [{"name": FLAG_NAME, "value": "true"}], "ttl_seconds": 900}
-    else:
-        accepted = len(json.loads(request.body)["protoLogs"])
-        body = {"errors": [], "numSuccess": 0, "numProtoSuccess": accepted}
-    return 200, {}, json.dumps(body).encode()
+        flag = FeatureFlag(name=FLAG_NAME, value="true")
+        return 200, {}, encode_feature_flags(FeatureFlagResponse(flags=(flag,), ttl_seconds=900))
+    accepted = len(json.loads(request.body)["protoLogs"])  # read by hand: an independent oracle
+    return 200, {}, encode_export_response(ExportResponse(num_proto_success=accepted))
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -13,13 +13,13 @@ import os
 import pathlib
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
 import pytest
+from waiting import poll_until
 
 from actors.tools.local_endpoint import Fault, LocalEndpoint
 
@@ -134,15 +134,7 @@ def run_child(start_child: Callable[..., Child]) -> Callable[..., ChildRun]:
 
 def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
     """Poll `condition` until it returns something truthy (returned), or fail at the deadline."""
-    deadline_s = time.monotonic() + timeout_s
-    pause = threading.Event()
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline_s:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        pause.wait(0.01)
+    return poll_until(condition, timeout_s, what)
 
 
 @pytest.fixture(name="wait_for")

@@ -53,10 +53,10 @@ MATRIX: dict[str, tuple[str | None, bool, str | None]] = {
 CHURN = {"churn": 6}
 SLOW_READS = {"churn": {"http.read_timeout_ms": 2000}}  # the slow answers must not time out
 OURS = ("actors", "messages", "pykka")
-# A known bug, reported and pinned by the strict xfail below: the library's shared urllib3 pool
-# keeps 4 connections per host, so more requests in flight to one host than that (trees of one
-# host draining side by side) make urllib3 log "Connection pool is full, discarding connection"
-# at WARNING into the host's logs. The other tests set it aside so they keep guarding the rest.
+# urllib3 logs "Connection pool is full, discarding connection" at WARNING when a returned socket
+# finds its host's pool full. The library's shared pool keeps 32 connections per host (see
+# `new_pool_manager`) so that trees of one host draining side by side never cause it; the churn
+# case above makes them, and a test below checks that the message never appears.
 POOL_FULL = "Connection pool is full"
 
 

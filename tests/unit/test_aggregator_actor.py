@@ -74,7 +74,7 @@ class Harness:
             self.ref.tell((context, event))
 
     def flag(self, enabled: bool) -> None:
-        self.ref.tell(FlagDecided(enabled=enabled, source="test"))
+        self.ref.tell(FlagDecided(enabled=enabled))
 
     def snapshot(self) -> dict[str, Any]:
         """A state dump (also a barrier); every snapshot must balance."""
@@ -282,7 +282,7 @@ def test_connection_closed_emits_only_its_own_sessions_statements_then_a_close_l
         ev.StatementStarted(statement_id="b-1", session_id="s-b"),
         ev.ConnectionClosed(session_id="s-a", latency_ms=3.0),
     )
-    agg.ref.tell(Flush(deadline_s=0.0))
+    agg.ref.tell(Flush())
 
     logs = agg.logs()
     assert [log.sql_statement_id for log in logs] == ["a-1", "a-2", None]
@@ -431,7 +431,7 @@ def test_batches_are_grouped_per_connection_and_never_mixed(
     for i in range(5):
         agg.tell(first, ev.ConnectionOpened(session_id=f"first-{i}"))
         agg.tell(second, ev.ConnectionOpened(session_id=f"second-{i}"))
-    agg.ref.tell(Flush(deadline_s=0.0))
+    agg.ref.tell(Flush())
 
     batches = agg.batches()
     assert len(batches) == 2
@@ -586,7 +586,7 @@ def test_invalid_events_are_counted_and_never_corrupt_the_batch(
     agg.tell(context, *valid[1:], ev.ConnectionOpened(session_id="s-ok"))
     agg.ref.tell((context, "three", "items"))
     agg.ref.tell(Hostile())
-    agg.ref.tell(Flush(deadline_s=0.0))
+    agg.ref.tell(Flush())
 
     (batch,) = agg.batches()
     assert batch.event_counts == (8, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -21,6 +22,15 @@ def test_backoff_without_jitter_doubles_from_base_up_to_the_cap() -> None:
     rng = random.Random(1)
     delays = [backoff.delay_s(attempt, rng) for attempt in range(6)]
     assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+
+
+def test_backoff_with_jitter_doubles_the_nominal_delay_exactly_for_a_seeded_rng() -> None:
+    backoff = Backoff(base_s=0.1, max_s=100.0, jitter=0.5)
+    delays = [backoff.delay_s(attempt, random.Random(3)) for attempt in range(5)]
+    # The same seed draws the same jitter factor each time: only the doubling differs.
+    factor = 0.5 + random.Random(3).random()
+    assert delays == pytest.approx([0.1 * factor * 2**attempt for attempt in range(5)])
+    assert [b / a for a, b in itertools.pairwise(delays)] == pytest.approx([2.0] * 4)
 
 
 def test_backoff_jitter_spreads_delays_within_half_either_side() -> None:

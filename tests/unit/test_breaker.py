@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from actors._export.breaker import BreakerState, CircuitBreaker
+from actors._export.breaker import BreakerSnapshot, BreakerState, CircuitBreaker
+from messages.snapshots import to_json
 
 
 class FakeClock:
@@ -81,7 +82,7 @@ def test_breaker_success_resets_consecutive_failures_when_closed(
     breaker.record_success()
     fail(breaker, 4)
     assert state(breaker) is BreakerState.CLOSED
-    assert breaker.snapshot()["consecutive_failures"] == 4
+    assert breaker.snapshot().consecutive_failures == 4
 
 
 def test_breaker_grants_a_probe_in_half_open_once_open_time_has_passed(
@@ -118,8 +119,8 @@ def test_breaker_closes_after_two_half_open_successes(
     assert state(breaker) is BreakerState.CLOSED
     assert breaker.allow() and breaker.allow()
     snap = breaker.snapshot()
-    assert snap["consecutive_failures"] == 0
-    assert snap["half_open_successes"] == 0
+    assert snap.consecutive_failures == 0
+    assert snap.half_open_successes == 0
     assert breaker.transitions == {"CLOSED->OPEN": 1, "OPEN->HALF_OPEN": 1, "HALF_OPEN->CLOSED": 1}
 
 
@@ -137,7 +138,7 @@ def test_breaker_reopens_on_any_half_open_failure_with_a_fresh_timer(
     clock.advance(1.0)
     assert breaker.allow()
     assert state(breaker) is BreakerState.HALF_OPEN
-    assert breaker.snapshot()["half_open_successes"] == 0  # earlier success does not carry over
+    assert breaker.snapshot().half_open_successes == 0  # earlier success does not carry over
     assert breaker.transitions["HALF_OPEN->OPEN"] == 1
 
 
@@ -168,7 +169,7 @@ def test_breaker_snapshot_is_json_serialisable_and_reports_open_times(
 ) -> None:
     fail(breaker, 5)
     clock.advance(20.0)
-    snap = breaker.snapshot()
+    snap = to_json(breaker.snapshot())
     assert json.loads(json.dumps(snap)) == snap
     assert snap["state"] == "OPEN"
     assert snap["opened_for_s"] == 20.0
@@ -189,3 +190,25 @@ def test_breaker_snapshot_is_json_serialisable_and_reports_open_times(
 def test_breaker_rejects_invalid_settings(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CircuitBreaker(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_restored_open_breaker_stays_open_for_the_rest_of_its_period(clock: FakeClock) -> None:
+    first = CircuitBreaker(failure_threshold=2, open_s=60.0, success_threshold=1, clock=clock)
+    fail(first, 2)
+    clock.advance(45.0)
+    handed_over = first.snapshot()
+    second = CircuitBreaker(failure_threshold=2, open_s=60.0, success_threshold=1, clock=clock)
+    second.restore(handed_over)
+    assert second.state is BreakerState.OPEN and not second.allow()
+    assert second.transitions == {"CLOSED->OPEN": 1}
+    clock.advance(15.0)
+    assert second.allow() and second.state is BreakerState.HALF_OPEN
+
+
+def test_a_restored_half_open_breaker_grants_a_fresh_probe_at_once(clock: FakeClock) -> None:
+    snapshot = BreakerSnapshot(state=BreakerState.HALF_OPEN, consecutive_failures=3)
+    breaker = CircuitBreaker(failure_threshold=2, open_s=60.0, success_threshold=1, clock=clock)
+    breaker.restore(snapshot)
+    assert breaker.snapshot().consecutive_failures == 3
+    assert breaker.allow() and breaker.state is BreakerState.HALF_OPEN
+    assert not breaker.allow()  # one probe at a time

@@ -38,17 +38,21 @@ from messages.enums import DriverMode
 from messages.privacy import LogKind
 from messages.records import (
     DriverConnectionParams,
+    ExportResponse,
     FrontendLog,
     FrontendLogEntry,
     SqlDriverLog,
     SqlExecutionEvent,
     SystemConfiguration,
 )
+from messages.snapshots import to_json
+from messages.wire import encode_export_response
 
 if TYPE_CHECKING:
     from conftest import FakeClock, FakeTransport, ManualTimer, Recording
 
 ASK_S = 2.0
+RNG_SEED = 7
 BASE_URL = "https://host.example.com"
 SYSTEM = SystemConfiguration(
     driver_name="TestDriver",
@@ -60,8 +64,8 @@ SYSTEM = SystemConfiguration(
 
 
 def export_ok(accepted: int) -> HttpOutcome:
-    body = {"errors": [], "numSuccess": 0, "numProtoSuccess": accepted, "numRealtimeSuccess": 0}
-    return HttpOutcome(status=200, body=json.dumps(body).encode())
+    answer = ExportResponse(num_proto_success=accepted)
+    return HttpOutcome(status=200, body=encode_export_response(answer))
 
 
 def status(code: int, retry_after_s: float | None = None) -> HttpOutcome:
@@ -133,7 +137,8 @@ class Harness:
         return batch
 
     def snapshot(self) -> dict[str, Any]:
-        state: dict[str, Any] = self.ref.ask(DumpState(), timeout=ASK_S)
+        """The exporter's state as `dump_state()` shows it (its records turned into JSON)."""
+        state: dict[str, Any] = to_json(self.ref.ask(DumpState(), timeout=ASK_S))
         json.dumps(state)
         return state
 
@@ -180,7 +185,7 @@ def start(
             transport=transport,
             timer=used_timer,
             clock=used_clock,
-            rng=random.Random(7),
+            rng=random.Random(RNG_SEED),
         )
         return Harness(
             ref=ref,
@@ -382,8 +387,10 @@ def test_retries_exhausted_settle_as_export_failed_after_doubling_backoffs(
     assert settled.dropped == {"export_failed": 4}
     assert len(exporter.transport.requests) == 3
     first, second = (s.delay_s for s in exporter.timer.scheduled(RetryBatch))
-    assert 0.05 <= first <= 0.15
-    assert 0.1 <= second <= 0.3
+    # The exporter's RNG is seeded; jitter 0.5 scales each nominal delay by 0.5 + u.
+    same = random.Random(RNG_SEED)
+    assert first == pytest.approx(0.1 * (0.5 + same.random()))
+    assert second == pytest.approx(0.2 * (0.5 + same.random()))
     assert exporter.snapshot()["last_error"] == "HTTP 502"
 
 
@@ -611,7 +618,7 @@ def test_flush_sends_queued_batches_past_the_rate_limit_and_replies(
         exporter.send()
     exporter.timer.wait_pending(Pump)
     reply = pykka.ThreadingFuture[Any]()
-    exporter.ref.tell(Flush(deadline_s=0.0, reply=reply))
+    exporter.ref.tell(Flush(reply=reply))
 
     assert reply.get(timeout=ASK_S) is True
     assert len(exporter.settled(3)) == 3

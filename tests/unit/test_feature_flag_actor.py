@@ -24,8 +24,11 @@ from messages.commands import (
     UseConnection,
 )
 from messages.config import TelemetrySettings
-from messages.records import SystemConfiguration
-from messages.wire import TELEMETRY_FLAG_NAME
+from messages.records import FeatureFlag, FeatureFlagResponse, SystemConfiguration
+from messages.wire import (
+    TELEMETRY_FLAG_NAME,
+    encode_feature_flags,
+)
 
 if TYPE_CHECKING:
     from conftest import FakeClock, FakeTransport, ManualTimer, Recording
@@ -38,10 +41,15 @@ FLAG_URL = BASE_URL + "/api/2.0/connector-service/feature-flags/PYTHON/1.2.3"
 def flag_answer(
     value: str | None = "true", ttl_s: object = 900, name: str = TELEMETRY_FLAG_NAME
 ) -> HttpOutcome:
-    flags = [] if value is None else [{"name": name, "value": value}]
-    body: dict[str, Any] = {"flags": flags}
-    if ttl_s is not None:
-        body["ttl_seconds"] = ttl_s
+    """A flag answer through the client's converter; a ttl that is no int is put in by hand."""
+    flags = () if value is None else (FeatureFlag(name=name, value=value),)
+    if ttl_s is None or (isinstance(ttl_s, int) and not isinstance(ttl_s, bool)):
+        return HttpOutcome(
+            status=200,
+            body=encode_feature_flags(FeatureFlagResponse(flags=flags, ttl_seconds=ttl_s)),
+        )
+    body = json.loads(encode_feature_flags(FeatureFlagResponse(flags=flags)))
+    body["ttl_seconds"] = ttl_s  # what a careless server may send: no record can carry it
     return HttpOutcome(status=200, body=json.dumps(body).encode())
 
 
@@ -121,7 +129,8 @@ def test_force_enable_decides_on_without_any_request(start: Callable[..., Harnes
     flags = start(force_enable=True)
 
     (decided,) = flags.decisions()
-    assert decided == FlagDecided(enabled=True, source="force_enable")
+    assert decided == FlagDecided(enabled=True)
+    assert flags.snapshot()["source"] == "force_enable"
     state = flags.snapshot()
     assert (state["enabled"], state["source"], state["fetches"]) == (True, "force_enable", 0)
     assert state["expires_in_s"] is None
@@ -137,7 +146,8 @@ def test_server_flag_true_in_any_case_turns_telemetry_on(
     flags = start(flag_answer(value))
 
     (decided,) = flags.decisions()
-    assert decided == FlagDecided(enabled=True, source="server")
+    assert decided == FlagDecided(enabled=True)
+    assert flags.snapshot()["source"] == "server"
     assert flags.view.enabled is True
     assert flags.snapshot()["last_status"] == 200
 
@@ -159,7 +169,8 @@ def test_server_flag_false_or_missing_turns_telemetry_off(
     flags = start(answer)
 
     (decided,) = flags.decisions()
-    assert decided == FlagDecided(enabled=False, source="server")
+    assert decided == FlagDecided(enabled=False)
+    assert flags.snapshot()["source"] == "server"
     assert flags.view.enabled is False
     assert flags.snapshot()["failures"] == 0
 
@@ -205,7 +216,8 @@ def test_not_found_means_off_and_is_not_asked_again_before_the_ttl(
     flags = start(HttpOutcome(status=404, body=b"{}"), feature_flag_ttl_s=900)
 
     (decided,) = flags.decisions()
-    assert decided == FlagDecided(enabled=False, source="not_found")
+    assert decided == FlagDecided(enabled=False)
+    assert flags.snapshot()["source"] == "not_found"
     state = flags.snapshot()
     assert (state["fetches"], state["failures"], state["expires_in_s"]) == (1, 1, 900)
     (delay_s,) = flags.refresh_delays()
@@ -231,7 +243,8 @@ def test_failed_fetch_means_off_cached_for_sixty_seconds(
     flags = start(answer)
 
     (decided,) = flags.decisions()
-    assert decided == FlagDecided(enabled=False, source="fetch_failed")
+    assert decided == FlagDecided(enabled=False)
+    assert flags.snapshot()["source"] == "fetch_failed"
     assert flags.view.enabled is False
     state = flags.snapshot()
     assert state["expires_in_s"] == FAILURE_CACHE_S
@@ -248,7 +261,8 @@ def test_refresh_before_expiry_fetches_again_and_updates_the_view(
     assert flags.view.enabled is True
 
     flags.timer.fire(RefreshFlag)
-    assert flags.decisions(2)[-1] == FlagDecided(enabled=False, source="server")
+    assert flags.decisions(2)[-1] == FlagDecided(enabled=False)
+    assert flags.snapshot()["source"] == "server"
     assert flags.view.enabled is False
 
     flags.timer.fire(RefreshFlag)

@@ -23,6 +23,7 @@ from actors._export.http import (
     Urllib3Transport,
     new_pool_manager,
 )
+from actors._export.retry import error_kind
 
 BIG_BODY = b"x" * 50_000
 
@@ -128,12 +129,12 @@ def get(transport: Transport, url: str, **kwargs: Any) -> HttpOutcome:
 
 
 def test_outcome_ok_and_kind_follow_the_status() -> None:
-    assert HttpOutcome(status=204).ok and HttpOutcome(status=204).kind is None
-    assert HttpOutcome(status=401).kind is ErrorKind.TERMINAL
-    assert HttpOutcome(status=503).kind is ErrorKind.RETRYABLE
-    assert HttpOutcome(status=302).kind is ErrorKind.TERMINAL
+    assert HttpOutcome(status=204).ok and error_kind(HttpOutcome(status=204)) is None
+    assert error_kind(HttpOutcome(status=401)) is ErrorKind.TERMINAL
+    assert error_kind(HttpOutcome(status=503)) is ErrorKind.RETRYABLE
+    assert error_kind(HttpOutcome(status=302)) is ErrorKind.TERMINAL
     failed = HttpOutcome(status=None, error="ReadTimeoutError")
-    assert not failed.ok and failed.kind is ErrorKind.RETRYABLE
+    assert not failed.ok and error_kind(failed) is ErrorKind.RETRYABLE
 
 
 def test_new_pool_manager_verifies_tls() -> None:
@@ -151,7 +152,7 @@ def test_urllib3_transport_returns_status_and_json_body(
         body=b'{"items": []}',
         headers={"Content-Type": "application/json", "X-Test": "yes"},
     )
-    assert outcome.ok and outcome.kind is None and outcome.error is None
+    assert outcome.ok and error_kind(outcome) is None and outcome.error is None
     assert json.loads(outcome.body) == {"numProtoSuccess": 2, "errors": []}
     assert server.last_body == b'{"items": []}'
     assert server.last_headers["X-Test"] == "yes"
@@ -163,7 +164,7 @@ def test_urllib3_transport_reports_429_with_retry_after(
     outcome = get(transport, f"{server.base_url}/throttle")
     assert outcome.status == 429
     assert outcome.retry_after_s == 3.0
-    assert outcome.kind is ErrorKind.RETRYABLE
+    assert error_kind(outcome) is ErrorKind.RETRYABLE
 
 
 def test_urllib3_transport_reports_503_as_retryable(
@@ -171,7 +172,7 @@ def test_urllib3_transport_reports_503_as_retryable(
 ) -> None:
     outcome = get(transport, f"{server.base_url}/unavailable")
     assert outcome.status == 503 and outcome.retry_after_s is None
-    assert outcome.kind is ErrorKind.RETRYABLE
+    assert error_kind(outcome) is ErrorKind.RETRYABLE
 
 
 def test_urllib3_transport_does_not_follow_redirects(
@@ -191,7 +192,7 @@ def test_urllib3_transport_read_timeout_is_a_retryable_outcome(
     assert time.monotonic() - started < 5.0
     assert outcome.status is None
     assert outcome.error == "ReadTimeoutError"
-    assert outcome.kind is ErrorKind.RETRYABLE
+    assert error_kind(outcome) is ErrorKind.RETRYABLE
 
 
 def test_urllib3_transport_per_call_timeout_shortens_the_configured_one(
@@ -213,7 +214,7 @@ def test_urllib3_transport_connection_refused_is_a_retryable_outcome(
     outcome = get(transport, f"http://127.0.0.1:{port}/ok")
     assert outcome.status is None
     assert outcome.error == "NewConnectionError"
-    assert outcome.kind is ErrorKind.RETRYABLE
+    assert error_kind(outcome) is ErrorKind.RETRYABLE
 
 
 def test_urllib3_transport_caps_an_oversize_body_and_keeps_the_pool_clean(
@@ -291,7 +292,7 @@ def test_session_transport_reports_503_with_retry_after(
     responses.post(URL, status=503, headers={"Retry-After": "7"})
     outcome = session_transport.request("POST", URL, body=b"{}", headers={})
     assert outcome.status == 503 and outcome.retry_after_s == 7.0
-    assert outcome.kind is ErrorKind.RETRYABLE
+    assert error_kind(outcome) is ErrorKind.RETRYABLE
 
 
 @responses.activate
@@ -301,7 +302,7 @@ def test_session_transport_turns_connection_error_into_an_outcome(
     responses.post(URL, body=requests.ConnectionError("refused"))
     outcome = session_transport.request("POST", URL, body=b"{}", headers={})
     assert outcome.status is None and outcome.error == "ConnectionError"
-    assert outcome.kind is ErrorKind.RETRYABLE
+    assert error_kind(outcome) is ErrorKind.RETRYABLE
 
 
 @responses.activate

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import types
+import typing
+from collections import Counter, abc
+from collections.abc import Mapping
 
 import attrs
 import pytest
 
-from messages import commands, events
+from messages import commands, events, snapshots
 from messages import records as r
 from messages.privacy import EXPORT_ALLOW_LIST, LogKind, apply_allow_list, strip_for_unauth
 from messages.sysconfig import DriverInfo, system_configuration
@@ -38,10 +42,82 @@ def test_events_cannot_be_mutated() -> None:
         event.statement_id = "other"  # type: ignore[misc]
 
 
+SNAPSHOT_CLASSES = [getattr(snapshots, name) for name in snapshots.__all__]
+MESSAGE_CLASSES = [
+    cls for cls in EVENT_CLASSES + COMMAND_CLASSES + SNAPSHOT_CLASSES if attrs.has(cls)
+]
+
+
 def test_sequences_in_messages_are_tuples_never_lists() -> None:
-    for cls in EVENT_CLASSES + COMMAND_CLASSES:
+    for cls in MESSAGE_CLASSES:
         for field in attrs.fields(cls):
             assert "list[" not in str(field.type) and "dict[" not in str(field.type), (cls, field)
+
+
+def _container_fields(cls: type) -> dict[str, object]:
+    """For each tuple or mapping field of `cls`, a mutable value of that shape (list or dict)."""
+    hints = typing.get_type_hints(cls)
+    samples: dict[str, object] = {}
+    for field in attrs.fields(cls):
+        kinds = {
+            typing.get_origin(t) or t
+            for t in (hints[field.name], *typing.get_args(hints[field.name]))
+        }
+        if tuple in kinds:
+            samples[field.name] = [1, 2]
+        elif kinds & {Mapping, abc.Mapping, dict}:
+            samples[field.name] = {"a": 1}
+    return samples
+
+
+def _immutable(value: object) -> bool:
+    if isinstance(value, list | dict | set | bytearray):
+        return False
+    if isinstance(value, tuple):
+        return all(_immutable(v) for v in value)
+    if isinstance(value, Mapping):  # a read-only view is fine, its values must be too
+        return isinstance(value, types.MappingProxyType) and all(
+            _immutable(v) for v in value.values()
+        )
+    return True
+
+
+CONTAINER_CLASSES = [cls for cls in MESSAGE_CLASSES if _container_fields(cls)]
+
+
+def test_the_container_check_covers_the_messages_that_carry_containers() -> None:
+    names = {cls.__name__ for cls in CONTAINER_CLASSES}
+    assert {"ExportBatch", "BatchSettled", "Drained", "BreakerSnapshot", "TreeFinal"} <= names
+
+
+@pytest.mark.parametrize("cls", CONTAINER_CLASSES, ids=lambda c: c.__name__)
+def test_a_message_built_from_lists_and_dicts_holds_only_tuples_and_read_only_mappings(
+    cls: type,
+) -> None:
+    given = _container_fields(cls)
+    others = {
+        a.name: None
+        for a in attrs.fields(cls)
+        if a.name not in given and a.default is attrs.NOTHING
+    }
+    message = cls(**given, **others)
+    for name in given:
+        assert _immutable(getattr(message, name)), (cls.__name__, name, getattr(message, name))
+    for name, value in given.items():  # the sender keeps its own container: change it
+        if isinstance(value, list):
+            value.append(3)
+        elif isinstance(value, dict):
+            value["b"] = 2
+        assert getattr(message, name) != value, (cls.__name__, name)
+
+
+def test_messages_the_actors_build_hold_no_mutable_containers() -> None:
+    settled = commands.BatchSettled(
+        batch_id=1, exported_events=1, exported_logs=1, dropped=Counter(queue_full=2)
+    )
+    final = snapshots.TreeFinal(generation=1, accounts={"dropped": {"x": 1}})
+    assert _immutable(settled.dropped) and settled.dropped == {"queue_full": 2}
+    assert isinstance(final.accounts, types.MappingProxyType)
 
 
 def test_messages_package_never_imports_pykka_or_actors() -> None:

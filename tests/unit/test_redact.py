@@ -120,7 +120,7 @@ def test_redact_survives_an_object_whose_str_raises() -> None:
 
 def test_redact_replaces_lone_surrogates() -> None:
     out = redact("bad \udc80 char")
-    out.encode("utf-8")
+    assert "\udc80" not in out and out.encode("utf-8")
 
 
 def test_redact_caps_length_with_a_marker_inside_the_cap() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pykka
+from waiting import poll_until
 
 from actors._runtime.timer import Timer
 
@@ -97,10 +98,7 @@ def test_stop_from_the_timer_thread_itself_does_not_deadlock(
 
     timer.schedule(0.0, StopsTheTimer(), "stop")
     assert stopped.wait(WAIT_S)
-    deadline_s = time.monotonic() + WAIT_S
-    while timer.alive and time.monotonic() < deadline_s:
-        stopped.wait(0.005)
-    assert not timer.alive
+    poll_until(lambda: not timer.alive, WAIT_S, "the timer thread to end")
 
 
 def test_delivery_to_a_stopped_actor_is_swallowed_and_the_timer_goes_on(

@@ -22,8 +22,14 @@ from actors._runtime.hosts import HostAddress, normalise_host
 from actors.tools.local_endpoint import Fault, LocalEndpoint
 from messages import events as ev
 from messages.config import TelemetrySettings
+from messages.records import ExportResponse, FeatureFlag, FeatureFlagResponse
 from messages.sysconfig import DriverInfo
-from messages.wire import TELEMETRY_FLAG_NAME
+from messages.wire import (
+    TELEMETRY_FLAG_NAME,
+    decode_request,
+    encode_export_response,
+    encode_feature_flags,
+)
 
 HOST = "host.example.com"
 DRIVER = DriverInfo(name="TestDriver", version="1.0.0")
@@ -54,9 +60,13 @@ class FakeResponse:
 
 
 class FakeSession:
-    """Answers the flag (on) and every export (all accepted) at once; counts what it got."""
+    """Answers the flag (on) and every export (all accepted, or `export_status`) at once.
+
+    Counts what it got.
+    """
 
     def __init__(self) -> None:
+        self.export_status = 200
         self._lock = threading.Lock()
         self.flag_fetches = 0
         self.exported_logs = 0
@@ -75,14 +85,18 @@ class FakeSession:
         if method == "GET":
             with self._lock:
                 self.flag_fetches += 1
-            body = {"flags": [{"name": TELEMETRY_FLAG_NAME, "value": "true"}], "ttl_seconds": 900}
-            return FakeResponse(200, json.dumps(body).encode())
-        logs = json.loads(data or b"{}")["protoLogs"]
+            flag = FeatureFlag(name=TELEMETRY_FLAG_NAME, value="true")
+            answer = FeatureFlagResponse(flags=(flag,), ttl_seconds=900)
+            return FakeResponse(200, encode_feature_flags(answer))
+        if self.export_status != 200:
+            return FakeResponse(self.export_status, b"{}")
+        logs = decode_request(data or b"").proto_logs
         with self._lock:
             self.exported_logs += len(logs)
             self.export_posts.append((url, dict(headers)))
-        answer = {"errors": [], "numSuccess": 0, "numProtoSuccess": len(logs)}
-        return FakeResponse(200, json.dumps(answer).encode())
+        return FakeResponse(
+            200, encode_export_response(ExportResponse(num_proto_success=len(logs)))
+        )
 
 
 @pytest.fixture
@@ -306,6 +320,27 @@ def test_a_connect_after_the_last_close_starts_a_fresh_generation(
     assert report["live"]
     assert report["generation"] > first_generation
     assert tree_census() == {prefix: 1 for prefix in (*PREFIXES, "timer")}
+
+
+def test_the_next_tree_of_a_host_continues_from_the_breaker_its_last_tree_left_open(
+    connect: Callable[..., actors.Connection],
+    session: FakeSession,
+    wait_until: Callable[..., Any],
+) -> None:
+    settings = attrs.evolve(SETTINGS, breaker_threshold=1, breaker_open_s=600, max_retries=0)
+    session.export_status = 503
+    first = connect(settings=settings)
+    assert first.tell(ev.ConnectionOpened(session_id="s-1"))
+    first.close()
+    (final,) = wait_until(finished(HOST))["finished_generations"]
+    assert final["exporter"]["breaker"]["state"] == "OPEN"
+
+    session.export_status = 200
+    connect(settings=settings)
+    breaker = host_report()["exporter"]["breaker"]
+    assert breaker["state"] == "OPEN"  # handed over, not a fresh CLOSED breaker
+    assert breaker["transitions"] == {"CLOSED->OPEN": 1}
+    assert 0 < breaker["reopens_in_s"] <= 600
 
 
 def test_close_is_idempotent(connect: Callable[..., actors.Connection]) -> None:

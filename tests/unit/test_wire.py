@@ -235,3 +235,57 @@ def test_feature_flag_missing_or_false_is_off(flags: list[dict[str, str]]) -> No
 def test_malformed_feature_flag_answer_raises_value_error(body: bytes) -> None:
     with pytest.raises(ValueError):
         wire.decode_feature_flags(body)
+
+
+def test_answers_encode_as_the_service_sends_them_and_decode_back() -> None:
+    export = r.ExportResponse(num_proto_success=3, errors=("late",))
+    assert json.loads(wire.encode_export_response(export)) == {
+        "errors": ["late"],
+        "numSuccess": 0,
+        "numProtoSuccess": 3,
+        "numRealtimeSuccess": 0,
+    }
+    assert wire.decode_export_response(wire.encode_export_response(export)) == export
+    flag = r.FeatureFlag(name=wire.TELEMETRY_FLAG_NAME, value="true")
+    flags = r.FeatureFlagResponse(flags=(flag,), ttl_seconds=900)
+    assert json.loads(wire.encode_feature_flags(flags)) == {
+        "flags": [{"name": wire.TELEMETRY_FLAG_NAME, "value": "true"}],
+        "ttl_seconds": 900,
+    }
+    assert wire.decode_feature_flags(wire.encode_feature_flags(flags)) == flags
+    assert json.loads(wire.encode_feature_flags(r.FeatureFlagResponse())) == {"flags": []}
+
+
+def test_a_request_body_decodes_back_to_its_proto_logs() -> None:
+    body = wire.encode_request(['{"a":"é"}', "{}"], 1_755_000_000_000)
+    request = wire.decode_request(body)
+    assert request.proto_logs == ('{"a":"é"}', "{}")
+    assert request.upload_time == 1_755_000_000_000
+    with pytest.raises(ValueError):
+        wire.decode_request(b'{"protoLogs": []}')
+    with pytest.raises(ValueError):
+        wire.decode_request(b"[]")
+
+
+@pytest.mark.parametrize("text", ['{"k":"plain"}', '{"k":"é\\u0000\\"\\n"}', '{"k":"日本"}'])
+def test_proto_log_bytes_is_exactly_what_one_more_log_adds_to_a_body(text: str) -> None:
+    one = wire.encode_request(["{}"], 1)
+    two = wire.encode_request(["{}", text], 1)
+    assert len(two) - len(one) == wire.proto_log_bytes(text)
+
+
+def test_the_local_endpoints_validator_stays_independent_of_the_clients_converter() -> None:
+    # It is the oracle the converter is held to: sharing code would make the check circular.
+    import ast
+    import pathlib
+
+    import actors.tools.local_endpoint.validate as validate
+
+    tree = ast.parse(pathlib.Path(validate.__file__).read_text())
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not {name for name in imported if name and name.startswith(("messages", "actors"))}

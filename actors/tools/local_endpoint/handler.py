@@ -19,13 +19,16 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from messages.records import ExportResponse, FeatureFlag, FeatureFlagResponse
+from messages.wire import TELEMETRY_FLAG_NAME, encode_export_response, encode_feature_flags
+
 from .faults import Fault
 from .store import LogStore
 from .validate import WireError, validate_request
 
 log = logging.getLogger(__name__)
 
-FLAG_NAME = "databricks.partnerplatform.clientConfigsFeatureFlags.enableTelemetryForPythonDriver"
+FLAG_NAME = TELEMETRY_FLAG_NAME
 FLAGS_ROUTE = "/api/2.0/connector-service/feature-flags"
 TELEMETRY_ROUTES = ("/telemetry-ext", "/telemetry-unauth")
 _CONTENT_LENGTH = re.compile(r"[0-9]{1,15}")
@@ -253,15 +256,9 @@ class TelemetryHandler(BaseHTTPRequestHandler):
         host = self.headers.get("Host", "")
         self.config.store.add(logs, host=host, path=path, authorized=authorized)
         self.state.count("logs_accepted", len(logs))
-        self._reply_json(
-            200,
-            {
-                "errors": [],
-                "numSuccess": 0,
-                "numProtoSuccess": len(logs),
-                "numRealtimeSuccess": 0,
-            },
-        )
+        # The answers are the service's JSON, so they come from the client's converter; what the
+        # endpoint accepts is judged by `validate`, which is independent of it on purpose.
+        self._reply(200, encode_export_response(ExportResponse(num_proto_success=len(logs))))
 
     def _flags(self, path: str) -> None:
         parts = path[len(FLAGS_ROUTE) + 1 :].split("/")
@@ -277,10 +274,11 @@ class TelemetryHandler(BaseHTTPRequestHandler):
             return
         with self.state.lock:
             enabled, ttl_s = self.state.flag
-        flags = []
+        flags: tuple[FeatureFlag, ...] = ()
         if parts[0] == self.config.driver_name:  # another driver's flag is simply absent: off
-            flags.append({"name": FLAG_NAME, "value": "true" if enabled else "false"})
-        self._reply_json(200, {"flags": flags, "ttl_seconds": ttl_s})
+            flags = (FeatureFlag(name=FLAG_NAME, value="true" if enabled else "false"),)
+        answer = FeatureFlagResponse(flags=flags, ttl_seconds=ttl_s)
+        self._reply(200, encode_feature_flags(answer))
 
     def _misbehave(self, fault: Fault) -> bool:
         """Act out `fault`; True when the request is answered (or dropped) by it."""

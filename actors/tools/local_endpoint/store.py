@@ -164,10 +164,6 @@ class LogStore:
             )
         )
 
-    def hosts(self) -> list[str]:
-        """The Host headers logs were stored for."""
-        return [h for (h,) in self._query("SELECT DISTINCT host FROM frontend_logs ORDER BY host")]
-
     def rows(self, host: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The newest `limit` rows (optionally of one Host), newest first, as column dicts."""
         where, params = ("WHERE host = ?", [host]) if host is not None else ("", [])

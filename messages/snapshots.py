@@ -1,0 +1,115 @@
+"""State that crosses actors as records: a breaker handed to a host's next tree, a tree's end.
+
+Actors hand these on as they are; `dump_state()` turns them into JSON once, with `to_json`.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import cattrs
+
+__all__ = ["BreakerSnapshot", "BreakerState", "TreeFinal", "frozen_mapping", "to_json"]
+
+
+def frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy: a message never shares a dict its sender may still change."""
+    return types.MappingProxyType(dict(value))
+
+
+def _pairs(value: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
+    if isinstance(value, Mapping):
+        return tuple(sorted(value.items()))
+    return tuple(value)
+
+
+class BreakerState(enum.Enum):
+    """Where the breaker stands: letting calls through, refusing them, or probing."""
+
+    CLOSED = "CLOSED"
+    OPEN = "OPEN"
+    HALF_OPEN = "HALF_OPEN"
+
+
+@attrs.frozen(kw_only=True)
+class BreakerSnapshot:
+    """A circuit breaker's state; the next tree of the same host continues from it.
+
+    `transitions` counts moves by ``"FROM->TO"`` key, as pairs so that nothing mutable is
+    shared; the JSON form is an object.
+    """
+
+    state: BreakerState
+    consecutive_failures: int = 0
+    half_open_successes: int = 0
+    probe_outstanding: bool = False
+    opened_for_s: float | None = None
+    reopens_in_s: float | None = None
+    transitions: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=_pairs)
+
+
+@attrs.frozen(kw_only=True)
+class TreeFinal:
+    """A host tree's last word: its final accounts, or that it stopped before they came.
+
+    `accounts` is the aggregator's final snapshot (None when the drain deadline passed first);
+    `breaker` is the exporter's final breaker, for the host's next tree.
+    """
+
+    generation: int
+    accounts: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(frozen_mapping)
+    )
+    breaker: BreakerSnapshot | None = None
+
+    @property
+    def timed_out(self) -> bool:
+        """True when the tree stopped at its deadline without final accounts."""
+        return self.accounts is None
+
+    @property
+    def cut_short(self) -> bool:
+        """True when the drain did not finish cleanly (timed out, or dropped at the deadline)."""
+        if self.accounts is None:
+            return True
+        dropped = self.accounts.get("dropped")
+        return bool(isinstance(dropped, Mapping) and dropped.get("shutdown_timeout", 0))
+
+
+_json = cattrs.Converter()
+_json.register_unstructure_hook(
+    BreakerSnapshot,
+    lambda snap: {
+        "state": snap.state.value,
+        "consecutive_failures": snap.consecutive_failures,
+        "half_open_successes": snap.half_open_successes,
+        "probe_outstanding": snap.probe_outstanding,
+        "opened_for_s": snap.opened_for_s,
+        "reopens_in_s": snap.reopens_in_s,
+        "transitions": dict(snap.transitions),
+    },
+)
+_json.register_unstructure_hook(
+    TreeFinal,
+    lambda final: {
+        "generation": final.generation,
+        **(to_json(final.accounts) if final.accounts is not None else {"timed_out": True}),
+    },
+)
+
+
+def to_json(value: Any) -> Any:
+    """The JSON-serialisable form of a state dump: records become objects, tuples lists."""
+    if isinstance(value, Mapping):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if attrs.has(type(value)):
+        return to_json(_json.unstructure(value))
+    return value
