@@ -21,7 +21,9 @@ _COLUMNS = ("time", "host", "kind", "session", "statement", "type", "latency", "
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `serve` and `show`; each sets `func` to its `run_*` function."""
-    serve = subparsers.add_parser("serve", help="run a local telemetry endpoint until Ctrl-C")
+    serve = subparsers.add_parser(
+        "serve", help="run a local telemetry endpoint, with a live page at /, until Ctrl-C"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     serve.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
     serve.add_argument("--db", default=DEFAULT_DB, help="SQLite file (default %(default)s)")
@@ -31,6 +33,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     serve.add_argument("--ttl", type=int, default=900, help="flag ttl_seconds (default 900)")
     serve.add_argument("--driver-name", default="PYTHON", help="driver whose flag is served")
     serve.add_argument("--fault", metavar="SPEC", help=f"misbehave: {SPEC_HELP}")
+    serve.add_argument("--no-page", action="store_true", help="do not serve the page at /")
     serve.set_defaults(func=run_serve)
 
     show = subparsers.add_parser("show", help="print the logs a local endpoint stored")
@@ -66,6 +69,8 @@ def run_serve(args: argparse.Namespace, *, stop_event: threading.Event | None = 
             driver_name=args.driver_name,
             fault=fault,
         )
+        if not getattr(args, "no_page", False):
+            endpoint.serve_page()
     except ValueError as error:
         print(f"serve: {error}", file=sys.stderr)
         return 2
@@ -80,6 +85,8 @@ def run_serve(args: argparse.Namespace, *, stop_event: threading.Event | None = 
                 f"ttl {args.ttl}s; fault {args.fault or 'none'}; db {args.db})",
                 flush=True,
             )
+            if endpoint.page_url:
+                print(f"page: {endpoint.page_url}", flush=True)
             try:
                 while not stop.wait(0.5):
                     pass

@@ -22,6 +22,7 @@ import attrs
 from .faults import Fault
 from .store import LogStore
 from .validate import WireError, validate_request
+from .web import Dashboard, PageReply, owns
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class EndpointState:
             0,
         )
         self.connections: set[socket.socket] = set()
+        self.page: Dashboard | None = None  # set once, before serving, by serve_page()
         self.set_fault(fault)
 
     def set_fault(self, fault: Fault | None) -> None:
@@ -200,6 +202,10 @@ class TelemetryHandler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             path = urlsplit(self.path).path
+            page = self.state.page
+            if page is not None and owns(path):
+                self._reply_page(page.respond(self.command, self.path))
+                return
             if path in TELEMETRY_ROUTES:
                 self.route, method = path, "POST"
             elif path.startswith(FLAGS_ROUTE + "/"):
@@ -246,6 +252,13 @@ class TelemetryHandler(BaseHTTPRequestHandler):
         try:
             logs = validate_request(body, self.config.max_body_bytes)
         except WireError as error:
+            self.config.store.add_rejection(
+                host=self.headers.get("Host", ""),
+                path=path,
+                status=400,
+                reason=error.reason,
+                size_bytes=len(body),
+            )
             self._reply_json(400, {"error": error.reason})
             return
         if fault is not None and fault.mode == "partial":
@@ -371,3 +384,18 @@ class TelemetryHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def _reply_page(self, reply: PageReply) -> None:
+        """Answer a page route; page requests are not counted among the telemetry requests."""
+        self.answered = True
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        headers_in = self.headers
+        if "Transfer-Encoding" in headers_in or headers_in.get("Content-Length", "0") != "0":
+            self.send_header("Connection", "close")  # an unread body: never parse it as a request
+            self.close_connection = self.linger = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(reply.body)

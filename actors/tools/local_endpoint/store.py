@@ -27,7 +27,25 @@ CREATE TABLE IF NOT EXISTS frontend_logs (
     raw_json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS frontend_logs_host ON frontend_logs (host, id);
+-- The page's queries (insights.py) aggregate in SQL; these keep them fast at 100k logs.
+CREATE INDEX IF NOT EXISTS frontend_logs_kind ON frontend_logs (kind, id);
+CREATE INDEX IF NOT EXISTS frontend_logs_received ON frontend_logs (received_at_ms);
+CREATE INDEX IF NOT EXISTS frontend_logs_latency
+    ON frontend_logs (statement_type, operation_latency_ms);
+CREATE INDEX IF NOT EXISTS frontend_logs_errors
+    ON frontend_logs (error_name) WHERE error_name IS NOT NULL;
+CREATE TABLE IF NOT EXISTS rejected_bodies (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at_ms INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rejected_bodies_host ON rejected_bodies (host, id);
 """
+_REASON_CHARS = 500
 
 _COLUMNS = (
     "id",
@@ -90,6 +108,7 @@ class LogStore:
         self._lock = threading.Lock()
         # One shared connection behind a lock: simpler than per-thread connections, and the only
         # way a ':memory:' database is visible to every handler thread.
+        self.db_path = db_path
         self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
@@ -206,6 +225,25 @@ class LogStore:
             }
             for statement_type, values in by_type.items()
         }
+
+    def add_rejection(
+        self, *, host: str, path: str, status: int, reason: str, size_bytes: int
+    ) -> None:
+        """Remember a body refused as invalid (the reason, never the body); never raises."""
+        row = (int(time.time() * 1000), host, path, status, reason[:_REASON_CHARS], size_bytes)
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO rejected_bodies (received_at_ms, host, path, status, reason, "
+                    "size_bytes) VALUES (?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+        except sqlite3.Error:
+            pass  # losing a note about a bad body must not turn its 400 into a 500
+
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Run one read query on the shared connection (the page's queries; see insights.py)."""
+        return self._query(sql, params)
 
     def close(self) -> None:
         """Close the database; idempotent."""

@@ -1,0 +1,136 @@
+"""The page in real headless Chromium: it shows what the store holds, updates live, and shows
+planted markup as text. The endpoint is real (127.0.0.1:0); the data goes in over HTTP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from page_data import frontend_log, known_logs, post, send
+from waiting import poll_until
+
+from actors.tools.local_endpoint import LocalEndpoint
+
+TOKEN = "page-token"
+LIVE_S = 15.0  # the page polls every second; a loaded CI machine gets a generous bound
+SCREENSHOT_ENV = "DRIVER_TELEMETRY_SCREENSHOT"
+
+
+@pytest.fixture
+def endpoint() -> Iterator[LocalEndpoint]:
+    with LocalEndpoint(token=TOKEN).serve_page() as started:
+        yield started
+
+
+def _text(driver: Any, css: str) -> str:
+    """The text of the first element matching `css`, or '' when there is none yet (read in one
+    script call: the page redraws its panels, so a found element can go stale before it is read)."""
+    script = "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';"
+    return str(driver.execute_script(script, css))
+
+
+def _ms(value: float) -> str:
+    """The page's way of writing a latency."""
+    return f"{value:.0f} ms" if float(value).is_integer() else f"{value:.1f} ms"
+
+
+def _shown_counts(driver: Any) -> dict[str, int]:
+    return {
+        kind: int(_text(driver, f'[data-count="{kind}"] .n') or -1)
+        for kind in ("connection", "statement", "error", "close")
+    }
+
+
+def test_page_shows_the_stores_counts_p50_and_error_groups_and_updates_live(
+    chromium: Any, endpoint: LocalEndpoint
+) -> None:
+    send(endpoint.url, known_logs(), TOKEN)
+    status, _ = post(endpoint.url, "/telemetry-ext", b'{"uploadTime": 1}', TOKEN)
+    assert status == 400
+    store = endpoint.store
+    chromium.get(endpoint.page_url)
+    expected = store.counts_by_kind()
+    poll_until(lambda: _shown_counts(chromium) == expected, LIVE_S, f"counts {expected}")
+    assert _text(chromium, '[data-count="total"] .n') == str(store.count())
+
+    p50 = store.latency_percentiles_by_statement_type()["QUERY"]["p50"]
+    assert p50 == 25.0  # the known set 10, 20, 30, 40
+    row = '[data-latency="statement_type:QUERY"]'
+    assert _text(chromium, f'{row} [data-field="p50"]') == _ms(p50)
+    assert _text(chromium, f'{row} [data-field="count"]') == "4"
+    update = store.latency_percentiles_by_statement_type()["UPDATE"]
+    assert _text(chromium, '[data-latency="statement_type:UPDATE"] [data-field="p90"]') == _ms(
+        update["p90"]
+    )
+
+    errors = store.errors_by_name()
+    programming = '[data-error-group="ProgrammingError|42P01"]'
+    assert _text(chromium, f'{programming} [data-field="count"]') == str(errors["ProgrammingError"])
+    assert _text(chromium, '[data-error-group="IntegrityError|"] [data-field="count"]') == str(
+        errors["IntegrityError"]
+    )
+    host = f'[data-host="{endpoint.host_port}"]'
+    assert _text(chromium, f'{host} [data-field="stored"]') == str(store.count())
+    assert _text(chromium, f'{host} [data-field="rejected"]') == "1"
+    assert "items: missing required field" in _text(chromium, f"{host} .reason")
+
+    newest = frontend_log("error", error_name="IntegrityError", message="UNIQUE again")
+    send(endpoint.url, [frontend_log("statement", latency_ms=50), newest], TOKEN)
+    expected = store.counts_by_kind()
+    poll_until(lambda: _shown_counts(chromium) == expected, LIVE_S, "the live update")
+    poll_until(
+        lambda: (
+            _text(chromium, '[data-error-group="IntegrityError|"] [data-field="count"]')
+            == str(store.errors_by_name()["IntegrityError"])
+        ),
+        LIVE_S,
+        "the error group's new count",
+    )
+    assert "UNIQUE again" in _text(chromium, "#tail tbody tr.log")  # the newest log on top
+    target = os.environ.get(SCREENSHOT_ENV)
+    if target:
+        _screenshot(chromium, Path(target))
+
+
+def _screenshot(driver: Any, target: Path) -> None:
+    """The whole page at laptop width, written to `target` (a PNG)."""
+    width, height = driver.get_window_size()["width"], driver.get_window_size()["height"]
+    full = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    driver.set_window_size(width, min(full + 140, 3000))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(target))
+    finally:
+        driver.set_window_size(width, height)
+
+
+PLANTED = (
+    '<img src=x onerror="window.__planted=1"><script>window.__planted=2</script>'
+    "<b>bold</b> &amp; SQLSTATE 'quoted'"
+)
+
+
+def test_page_shows_html_and_script_planted_in_an_error_message_as_text(
+    chromium: Any, endpoint: LocalEndpoint
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    send(
+        endpoint.url,
+        [frontend_log("error", error_name="<i>Evil</i>Error", message=PLANTED)],
+        TOKEN,
+    )
+    chromium.get(endpoint.page_url)
+    cell = "#errors td.message"
+    poll_until(lambda: _text(chromium, cell), LIVE_S, "the error group")
+    assert _text(chromium, cell) == PLANTED
+    assert _text(chromium, "#errors th[data-field=class]") == "<i>Evil</i>Error"
+    poll_until(lambda: _text(chromium, "#tail tbody tr.log"), LIVE_S, "the tail")
+    assert PLANTED in _text(chromium, "#tail tbody tr.log td.message")
+    for markup in ("img", "script", "b", "i"):
+        planted = chromium.find_elements(By.CSS_SELECTOR, f"#errors {markup}, #tail {markup}")
+        assert not planted, markup
+    assert chromium.execute_script("return window.__planted === undefined")
