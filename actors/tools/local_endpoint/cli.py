@@ -43,7 +43,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     show.set_defaults(func=run_show)
 
 
-def _on_sigterm(stop: threading.Event) -> Callable[[], None]:
+def on_sigterm(stop: threading.Event) -> Callable[[], None]:
     """Make SIGTERM set `stop` (main thread only); return a function restoring the old handler."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
@@ -75,7 +75,7 @@ def run_serve(args: argparse.Namespace, *, stop_event: threading.Event | None = 
         print(f"serve: {error}", file=sys.stderr)
         return 2
     stop = stop_event or threading.Event()
-    restore = _on_sigterm(stop) if stop_event is None else (lambda: None)
+    restore = on_sigterm(stop) if stop_event is None else (lambda: None)
     stats: dict[str, Any] = {"logs_accepted": 0, "flag_fetches": 0, "requests": {}}
     try:
         with endpoint:
