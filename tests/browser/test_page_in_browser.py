@@ -3,7 +3,10 @@ planted markup as text. The endpoint is real (127.0.0.1:0); the data goes in ove
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,9 @@ import pytest
 from page_data import frontend_log, known_logs, post, send
 from waiting import poll_until
 
-from actors.tools.local_endpoint import LocalEndpoint
+import actors
+from actors import instrument
+from actors.tools.local_endpoint import LocalEndpoint, LogStore
 
 TOKEN = "page-token"
 LIVE_S = 15.0  # the page polls every second; a loaded CI machine gets a generous bound
@@ -90,9 +95,6 @@ def test_page_shows_the_stores_counts_p50_and_error_groups_and_updates_live(
         "the error group's new count",
     )
     assert "UNIQUE again" in _text(chromium, "#tail tbody tr.log")  # the newest log on top
-    target = os.environ.get(SCREENSHOT_ENV)
-    if target:
-        _screenshot(chromium, Path(target))
 
 
 def _screenshot(driver: Any, target: Path) -> None:
@@ -134,3 +136,73 @@ def test_page_shows_html_and_script_planted_in_an_error_message_as_text(
         planted = chromium.find_elements(By.CSS_SELECTOR, f"#errors {markup}, #tail {markup}")
         assert not planted, markup
     assert chromium.execute_script("return window.__planted === undefined")
+
+
+def test_page_served_in_the_clients_process_shows_its_accounting_per_host(
+    chromium: Any,
+) -> None:
+    store = LogStore()
+    endpoints = [LocalEndpoint(token=TOKEN, store=store) for _ in range(2)]
+    endpoints[0].serve_page(endpoints=tuple(endpoints), client_state=lambda: actors.dump_state(1))
+    try:
+        for ep in endpoints:
+            ep.start()
+        for ep in endpoints:
+            _workload(ep.url)
+        assert actors.flush(5.0)
+        chromium.get(endpoints[0].page_url)
+        state = actors.dump_state(2.0)["hosts"]
+        for ep in endpoints:
+            accounting = state[ep.host_port]["accounting"]
+            host = f'[data-host="{ep.host_port}"]'
+            poll_until(
+                lambda host=host, told=accounting["told"]: (
+                    _text(chromium, f'{host} [data-field="told"]') == str(told)
+                ),
+                LIVE_S,
+                f"the accounting of {ep.host_port}",
+            )
+            assert _text(chromium, f'{host} [data-field="exported"]') == str(accounting["exported"])
+            assert _text(chromium, f'{host} [data-field="pending"]') == str(accounting["pending"])
+            assert _text(chromium, f'{host} [data-field="breaker"]') == "CLOSED"
+            assert _text(chromium, f'{host} [data-field="stored"]') == str(
+                store.count(ep.host_port)
+            )
+        target = os.environ.get(SCREENSHOT_ENV)
+        if target:
+            _screenshot(chromium, Path(target))
+    finally:
+        for ep in endpoints:
+            ep.close()
+        store.close()
+
+
+# A query whose run time grows with its parameter: a real latency distribution, not all 0 ms.
+_COUNT_TO = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
+    "SELECT count(*) FROM c"
+)
+
+
+def _workload(url: str) -> None:
+    """A few connections of an instrumented sqlite3: queries, updates, fetches and failures."""
+    db = instrument(
+        sqlite3,
+        host=url,
+        driver=actors.DriverInfo(name="PageTestDriver", version="1.0"),
+        auth=lambda: {"Authorization": f"Bearer {TOKEN}"},
+        properties={"telemetry.flush_interval_ms": "100"},
+    )
+    rng = random.Random(url)
+    for _ in range(4):
+        conn = db.connect(":memory:")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, score REAL)")
+        conn.executemany("INSERT INTO t (score) VALUES (?)", [(i / 7,) for i in range(300)])
+        for i in range(12):
+            conn.execute("SELECT id, score FROM t WHERE score > ?", (i / 10,)).fetchall()
+            conn.execute(_COUNT_TO, (rng.randint(1_000, 60_000),)).fetchall()
+        conn.execute("UPDATE t SET score = score / 2 WHERE id % 3 = 0")
+        for bad in ("SELECT * FROM missing_table", "INSERT INTO t (id) VALUES (1)"):
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute(bad)
+        conn.close()

@@ -63,7 +63,8 @@ def test_summary_equals_what_the_store_holds(endpoint: LocalEndpoint) -> None:
     assert summary["latency"]["operation_type"]["EXECUTE_STATEMENT"]["count"] == 7
     groups = {(g["error_name"], g["sqlstate"]): g["count"] for g in summary["errors"]}
     assert groups == {("ProgrammingError", "42P01"): 3, ("IntegrityError", None): 2}
-    assert sum(summary["series"]["statements"]) * summary["series"]["step_s"] == 7
+    rates = summary["series"]["statements"]
+    assert sum(rates) * summary["series"]["step_ms"] / 1000 == pytest.approx(7)
 
 
 def test_logs_page_newest_first_and_live_tail_returns_only_newer_logs(

@@ -162,29 +162,29 @@ def latency(read: Reader, filters: Filters) -> dict[str, dict[str, Any]]:
 
 
 def series(read: Reader, filters: Filters, now_ms: int) -> dict[str, Any]:
-    """Statements and errors per second over the window, by the client's timestamps."""
+    """Statements and errors per second over the window, by the client's timestamps, in at most
+    `SERIES_POINTS` steps of at least 250 ms."""
     where, params = filters.where(f"{CLIENT_TS} IS NOT NULL")
-    first, last = read(
-        f"SELECT MIN({CLIENT_TS}), MAX({CLIENT_TS}) FROM frontend_logs {where}", params
-    )[0]
+    sql = f"SELECT MIN({CLIENT_TS}), MAX({CLIENT_TS}) FROM frontend_logs {where}"
+    first, last = read(sql, params)[0]
     if first is None:
-        return {"start_ms": None, "step_s": 1, "statements": [], "errors": []}
+        return {"start_ms": None, "step_ms": 1000, "statements": [], "errors": []}
     start_ms = filters.since_ms if filters.since_ms is not None else int(first)
     end_ms = max(int(last), now_ms if filters.since_ms is not None else int(last)) + 1
-    step_s = max(1, math.ceil((end_ms - start_ms) / 1000 / SERIES_POINTS))
-    points = max(1, math.ceil((end_ms - start_ms) / (step_s * 1000)))
+    step_ms = max(250, math.ceil((end_ms - start_ms) / SERIES_POINTS / 250) * 250)
+    points = max(1, math.ceil((end_ms - start_ms) / step_ms))
     where, params = filters.where(f"{CLIENT_TS} >= ?", "kind IN ('statement', 'error')")
     rows = read(
         f"SELECT kind, ({CLIENT_TS} - ?) / ?, COUNT(*) FROM frontend_logs {where} GROUP BY 1, 2",
-        [start_ms, step_s * 1000, start_ms, *params],
+        [start_ms, step_ms, start_ms, *params],
     )
     out: dict[str, list[float]] = {"statement": [0.0] * points, "error": [0.0] * points}
     for kind, bucket, n in rows:
         if 0 <= bucket < points:
-            out[kind][int(bucket)] = round(n / step_s, 3)
+            out[kind][int(bucket)] = round(n * 1000 / step_ms, 3)
     return {
         "start_ms": start_ms,
-        "step_s": step_s,
+        "step_ms": step_ms,
         "statements": out["statement"],
         "errors": out["error"],
     }

@@ -124,7 +124,7 @@ function drawLatency(name, groups) {
 function drawSeries(series) {
   const width = 900, height = 150, left = 40, bottom = 18, plotH = height - bottom - 8;
   const points = series.statements.length;
-  document.getElementById("series-step").textContent = points ? "(" + series.step_s + " s steps)" : "";
+  document.getElementById("series-step").textContent = points ? "(" + series.step_ms / 1000 + " s steps)" : "";
   if (!points) return replace("series", el("p", { class: "empty" }, "no statements yet"));
   const top = Math.max(1, ...series.statements, ...series.errors);
   const step = (width - left - 4) / points;
@@ -134,12 +134,12 @@ function drawSeries(series) {
     svg("text", { x: left - 4, y: height - bottom, "text-anchor": "end" }, "0"),
     svg("text", { x: left, y: height - 2 }, clock(series.start_ms)),
     svg("text", { x: width - 4, y: height - 2, "text-anchor": "end" },
-      clock(series.start_ms + points * series.step_s * 1000)));
+      clock(series.start_ms + points * series.step_ms)));
   const bar = (values, cls, inset) => values.forEach((v, i) => {
     if (!v) return;
     const h = Math.max(1, (v / top) * plotH);
     chart.append(svg("rect", { x: left + i * step + inset, y: height - bottom - h, width: Math.max(1, step - 2 * inset), height: h, class: cls },
-      svg("title", {}, clock(series.start_ms + i * series.step_s * 1000) + ": " + v + " " + cls + "/s")));
+      svg("title", {}, clock(series.start_ms + i * series.step_ms) + ": " + v + " " + cls + "/s")));
   });
   bar(series.statements, "statements", Math.min(1, step / 4));
   bar(series.errors, "errors", Math.min(step / 4, 4));
