@@ -206,3 +206,25 @@ def _workload(url: str) -> None:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute(bad)
         conn.close()
+
+
+def test_choosing_a_kind_filters_the_counts_and_the_tail(
+    chromium: Any, endpoint: LocalEndpoint
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    send(endpoint.url, known_logs(), TOKEN)
+    chromium.get(endpoint.page_url)
+    poll_until(lambda: _text(chromium, '[data-count="total"] .n') == "14", LIVE_S, "all logs")
+
+    Select(chromium.find_element(By.ID, "f-kind")).select_by_value("error")
+
+    errors = str(endpoint.store.counts_by_kind()["error"])
+    poll_until(lambda: _text(chromium, '[data-count="total"] .n') == errors, LIVE_S, "errors")
+    kinds = chromium.execute_script(
+        "return [...document.querySelectorAll('#tail tr.log [data-field=kind]')]"
+        ".map(e => e.textContent)"
+    )
+    assert kinds == ["error"] * int(errors)
+    assert _text(chromium, '[data-count="statement"] .n') == "0"

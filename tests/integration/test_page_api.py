@@ -216,3 +216,33 @@ def test_serve_binds_127_0_0_1_by_default_and_prints_the_page_address(tmp_path: 
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_demo_prints_the_page_and_with_stay_keeps_serving_its_accounting(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "actors", "demo", "--duration", "0.3", "--threads", "2"]
+    process = subprocess.Popen(
+        [*command, "--hosts", "2", "--db", str(tmp_path / "d.sqlite3"), "--stay"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        assert re.fullmatch(
+            r"page: http://127\.0\.0\.1:[0-9]+/ \(live while the demo runs\)\n", first
+        )
+        while "stays up" not in (line := process.stderr.readline()):
+            assert line, "the demo ended without staying up"
+        url = re.search(r"(http://127\.0\.0\.1:[0-9]+)/", line)
+        assert url and url[1] in first
+        status, health = get_json(url[1], "/api/health")
+        assert status == 200 and health["client_in_process"] is True
+        assert len(health["hosts"]) == 2
+        for host in health["hosts"].values():
+            client = host["client"]
+            assert client["balanced"] is True and client["told"] == client["exported"] > 0
+            assert host["stored_logs"] > 0
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
