@@ -194,6 +194,25 @@ def test_a_file_store_is_read_through_a_connection_sqlite_keeps_read_only(tmp_pa
         store.close()
 
 
+@pytest.mark.parametrize("host", ["evil.example:80", "evil.example", "10.0.0.1:8765", ""])
+def test_a_loopback_page_refuses_requests_naming_another_host(
+    endpoint: LocalEndpoint, host: str
+) -> None:
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", int(endpoint.host_port.split(":")[1]), timeout=5
+    )
+    try:
+        connection.putrequest("GET", "/api/summary", skip_host=True)
+        if host:
+            connection.putheader("Host", host)
+        connection.endheaders()
+        response = connection.getresponse()
+        assert response.status == 421
+        assert b"127.0.0.1" in response.read()
+    finally:
+        connection.close()
+
+
 def test_the_endpoint_does_not_serve_the_page_unless_asked() -> None:
     with LocalEndpoint(token=TOKEN) as plain:
         status, _ = get_json(plain.url, "/api/summary")
@@ -214,8 +233,8 @@ def test_serve_binds_127_0_0_1_by_default_and_prints_the_page_address(tmp_path: 
         status, summary = get_json(page[1].rstrip("/"), "/api/summary")
         assert status == 200 and summary["total"] == 0
     finally:
-        process.terminate()
-        assert process.wait(timeout=10) == 0
+        code = _stop(process)
+    assert code == 0
 
 
 def test_demo_prints_the_page_and_with_stay_keeps_serving_its_accounting(tmp_path: Path) -> None:
@@ -244,5 +263,20 @@ def test_demo_prints_the_page_and_with_stay_keeps_serving_its_accounting(tmp_pat
             assert client["balanced"] is True and client["told"] == client["exported"] > 0
             assert host["stored_logs"] > 0
     finally:
-        process.terminate()
-        assert process.wait(timeout=10) == 0
+        code = _stop(process)
+    assert code == 0
+
+
+def _stop(process: subprocess.Popen[str]) -> int:
+    """SIGTERM, a bounded wait (then a kill), pipes closed; the exit code."""
+    process.terminate()
+    try:
+        return process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+        return -1
+    finally:
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()

@@ -22,7 +22,7 @@ import attrs
 from .faults import Fault
 from .store import LogStore
 from .validate import WireError, validate_request
-from .web import Dashboard, PageReply, owns
+from .web import Dashboard, PageReply, owns, write_reply
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class TelemetryHandler(BaseHTTPRequestHandler):
             path = urlsplit(self.path).path
             page = self.state.page
             if page is not None and owns(path):
-                self._reply_page(page.respond(self.command, self.path))
+                self._reply_page(page.respond(self.command, self.path, self.headers.get("Host")))
                 return
             if path in TELEMETRY_ROUTES:
                 self.route, method = path, "POST"
@@ -388,14 +388,4 @@ class TelemetryHandler(BaseHTTPRequestHandler):
     def _reply_page(self, reply: PageReply) -> None:
         """Answer a page route; page requests are not counted among the telemetry requests."""
         self.answered = True
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        headers_in = self.headers
-        if "Transfer-Encoding" in headers_in or headers_in.get("Content-Length", "0") != "0":
-            self.send_header("Connection", "close")  # an unread body: never parse it as a request
-            self.close_connection = self.linger = True
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(reply.body)
+        self.linger = write_reply(self, reply)

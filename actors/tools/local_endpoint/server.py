@@ -11,7 +11,7 @@ from .faults import Fault
 from .handler import FLAG_NAME, EndpointConfig, EndpointServer, EndpointState
 from .store import LogStore
 from .validate import MAX_BODY_BYTES
-from .web import ClientState, Dashboard
+from .web import ClientState, Dashboard, is_loopback
 
 __all__ = ["FLAG_NAME", "Fault", "LocalEndpoint"]
 
@@ -146,7 +146,9 @@ class LocalEndpoint:
         def stats() -> dict[str, dict[str, Any]]:
             return {ep.host_port: ep.stats() for ep in everyone if ep._server is not None}
 
-        self._state.page = Dashboard(self.store, stats, client_state)
+        self._state.page = Dashboard(
+            self.store, stats, client_state, loopback_only=is_loopback(self._address[0])
+        )
         return self
 
     @property

@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -76,6 +77,39 @@ API_ROUTES = ("/api/summary", "/api/logs", "/api/health")
 _PROTOCOL_PREFIX = "/api/2.0/"  # the feature-flag route of the protocol, never the page's
 
 
+LOOPBACK_NAMES = frozenset(("127.0.0.1", "localhost", "[::1]"))
+
+
+def is_loopback(address: str) -> bool:
+    """True for an address that only this machine can reach."""
+    return address in ("localhost", "::1") or address.startswith("127.")
+
+
+def _host_name(host_header: str) -> str:
+    """The name part of a Host header: '127.0.0.1:8765' -> '127.0.0.1', '[::1]:80' -> '[::1]'."""
+    if host_header.startswith("["):
+        return host_header.partition("]")[0] + "]"
+    return host_header.rpartition(":")[0] if ":" in host_header else host_header
+
+
+def write_reply(handler: BaseHTTPRequestHandler, reply: PageReply) -> bool:
+    """Send `reply` on `handler`; True when a request body is left unread (the connection then
+    closes, lingering, so the unread body is never parsed as the next request)."""
+    handler.send_response(reply.status)
+    for name, value in reply.headers.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(reply.body)))
+    headers = handler.headers
+    pending = "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0"
+    if pending:
+        handler.send_header("Connection", "close")
+        handler.close_connection = True
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(reply.body)
+    return pending
+
+
 def owns(path: str) -> bool:
     """True for the paths the page answers: `/`, its files and `/api/*` but the protocol's."""
     if path in _STATIC or path in API_ROUTES or path == "/favicon.ico":
@@ -107,9 +141,11 @@ class Dashboard:
         endpoint_stats: EndpointStats,
         client_state: ClientState | None = None,
         *,
+        loopback_only: bool = True,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self._read = insights.Reader(store)
+        self._loopback_only = loopback_only
         self._endpoint_stats = endpoint_stats
         self._client_state = client_state
         self._clock_ms = clock_ms
@@ -118,8 +154,11 @@ class Dashboard:
         """Release the read connection; idempotent."""
         self._read.close()
 
-    def respond(self, method: str, target: str) -> PageReply:
-        """The reply to `method target`; never raises."""
+    def respond(self, method: str, target: str, host_header: str | None = None) -> PageReply:
+        """The reply to `method target`; never raises. On a loopback endpoint, a request naming
+        another host (a web page that rebound its DNS name to 127.0.0.1) answers 421."""
+        if self._loopback_only and _host_name(host_header or "").lower() not in LOOPBACK_NAMES:
+            return _json(421, {"error": "this page answers only to 127.0.0.1 or localhost"})
         try:
             return self._route(method, target)
         except Exception:
