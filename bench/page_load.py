@@ -22,7 +22,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from actors.tools.local_endpoint import LocalEndpoint, LogStore  # noqa: E402
 

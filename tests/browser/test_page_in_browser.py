@@ -4,6 +4,7 @@ planted markup as text. The endpoint is real (127.0.0.1:0); the data goes in ove
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import sqlite3
@@ -132,6 +133,9 @@ def test_page_shows_html_and_script_planted_in_an_error_message_as_text(
     assert _text(chromium, "#errors th[data-field=class]") == "<i>Evil</i>Error"
     poll_until(lambda: _text(chromium, "#tail tbody tr.log"), LIVE_S, "the tail")
     assert PLANTED in _text(chromium, "#tail tbody tr.log td.message")
+    chromium.find_element(By.CSS_SELECTOR, "#tail tbody tr.log").click()
+    detail = _text(chromium, "#tail tr.detail pre")
+    assert json.loads(detail)["frontend_log"]["error_info"]["stack_trace"] == PLANTED
     for markup in ("img", "script", "b", "i"):
         planted = chromium.find_elements(By.CSS_SELECTOR, f"#errors {markup}, #tail {markup}")
         assert not planted, markup
