@@ -280,3 +280,30 @@ def _stop(process: subprocess.Popen[str]) -> int:
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def test_a_store_made_before_the_page_gains_its_columns_and_is_summarised(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    log = frontend_log("statement", latency_ms=12, statement_type="UPDATE")
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE frontend_logs (id INTEGER PRIMARY KEY AUTOINCREMENT, received_at_ms "
+        "INTEGER NOT NULL, host TEXT NOT NULL, path TEXT NOT NULL, authorized INTEGER NOT NULL, "
+        "frontend_log_event_id TEXT NOT NULL UNIQUE, session_id TEXT, sql_statement_id TEXT, "
+        "kind TEXT NOT NULL, statement_type TEXT, operation_latency_ms INTEGER, error_name TEXT, "
+        "raw_json TEXT NOT NULL);"
+    )
+    old.execute(
+        "INSERT INTO frontend_logs VALUES (1, 1, 'h:1', '/telemetry-ext', 1, ?, 's', 'q', "
+        "'statement', 'UPDATE', 12, NULL, ?)",
+        (log["frontend_log_event_id"], json.dumps(log)),
+    )
+    old.commit()
+    old.close()
+
+    with LocalEndpoint(db_path=str(path)).serve_page() as endpoint:
+        status, summary = get_json(endpoint.url, "/api/summary")
+
+    assert status == 200
+    assert summary["latency"]["operation_type"]["EXECUTE_STATEMENT"]["p50"] == 12
+    assert summary["series"]["start_ms"] == log["context"]["client_context"]["timestamp_millis"]

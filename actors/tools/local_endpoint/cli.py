@@ -14,6 +14,7 @@ from typing import Any
 from .faults import SPEC_HELP, Fault
 from .server import LocalEndpoint
 from .store import LogStore
+from .web import is_loopback
 
 DEFAULT_DB = "driver-telemetry.sqlite3"
 _COLUMNS = ("time", "host", "kind", "session", "statement", "type", "latency", "error")
@@ -87,6 +88,12 @@ def run_serve(args: argparse.Namespace, *, stop_event: threading.Event | None = 
             )
             if endpoint.page_url:
                 print(f"page: {endpoint.page_url}", flush=True)
+            if not is_loopback(args.host):
+                print(
+                    f"serve: {args.host} is not a loopback address: whoever reaches it can send "
+                    "telemetry and read the page",
+                    file=sys.stderr,
+                )
             try:
                 while not stop.wait(0.5):
                     pass

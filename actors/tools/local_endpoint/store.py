@@ -69,12 +69,17 @@ CREATE INDEX IF NOT EXISTS frontend_logs_host_time ON frontend_logs (host, kind,
 
 
 def _add_page_columns(db: sqlite3.Connection) -> None:
-    """Add the page's virtual columns (to a store made before them) and their indexes."""
-    present = {row[1] for row in db.execute("PRAGMA table_xinfo(frontend_logs)")}
-    for name, declaration in _PAGE_COLUMNS.items():
-        if name not in present:
-            db.execute(f"ALTER TABLE frontend_logs ADD COLUMN {name} {declaration}")
-    db.executescript(_PAGE_INDEXES)
+    """Add the page's virtual columns (to a store made before them) and their indexes. Never
+    raises: without them (another process adding them at the same moment, an SQLite without
+    generated columns) the endpoint still stores logs; only the page's queries fail."""
+    try:
+        present = {row[1] for row in db.execute("PRAGMA table_xinfo(frontend_logs)")}
+        for name, declaration in _PAGE_COLUMNS.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE frontend_logs ADD COLUMN {name} {declaration}")
+        db.executescript(_PAGE_INDEXES)
+    except sqlite3.Error:
+        pass
 
 
 _COLUMNS = (
