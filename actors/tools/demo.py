@@ -103,8 +103,9 @@ def _progress(out: TextIO, started: float, duration: float, counters: list[dict[
 
 def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run the workload, shut down gracefully, and report; returns 0 if the accounts balance."""
+    fault = Fault.parse(args.fault) if args.fault else None
     store = LogStore(args.db)
-    endpoints = _start_endpoints(args, store)
+    endpoints = _start_endpoints(args, fault, store)
     page_url = endpoints[0].page_url
     if not args.json:
         err.write(f"page: {page_url} (live while the demo runs)\n")
@@ -169,10 +170,11 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     return 0 if report["balanced"] else 1
 
 
-def _start_endpoints(args: argparse.Namespace, store: LogStore) -> list[LocalEndpoint]:
+def _start_endpoints(
+    args: argparse.Namespace, fault: Fault | None, store: LogStore
+) -> list[LocalEndpoint]:
     """One endpoint per host, sharing `store`; the first also serves the page, with the client's
     accounting (the page runs in the client's process)."""
-    fault = Fault.parse(args.fault) if args.fault else None
     ports = [getattr(args, "page_port", 0)] + [0] * (args.hosts - 1)
     endpoints = [LocalEndpoint(token=TOKEN, fault=fault, store=store, port=p) for p in ports]
     endpoints[0].serve_page(endpoints=tuple(endpoints), client_state=_client_state)
