@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from page_data import frontend_log
 
 from actors.tools.local_endpoint import LogStore
-from actors.tools.local_endpoint.insights import Filters, Reader, error_groups, latency, series
+from actors.tools.local_endpoint.insights import (
+    Filters,
+    Reader,
+    error_groups,
+    hosts,
+    kind_counts,
+    last_id,
+    latency,
+    logs,
+    series,
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -63,5 +76,46 @@ def test_statements_per_second_count_every_statement_once() -> None:
         assert len(shown["statements"]) <= 60
         assert sum(shown["statements"]) * shown["step_ms"] / 1000 == pytest.approx(500)
         assert shown["start_ms"] == base_ms
+    finally:
+        store.close()
+
+
+class _RecordingReader(Reader):
+    """A Reader that remembers every query it ran, to ask SQLite how it planned them."""
+
+    def __init__(self, store: LogStore) -> None:
+        super().__init__(store)
+        self.queries: list[tuple[str, list[object]]] = []
+
+    def __call__(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        self.queries.append((sql, list(params)))
+        return super().__call__(sql, params)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        Filters(),
+        Filters(host="h:1"),
+        Filters(kind="error"),
+        Filters(since_ms=1_800_000_000_000),
+        Filters(host="h:1", kind="statement", since_ms=1_800_000_000_000),
+    ],
+)
+def test_every_page_query_reads_an_index_never_the_whole_table(filters: Filters) -> None:
+    store = LogStore()
+    try:
+        read = _RecordingReader(store)
+        kind_counts(read, filters)
+        latency(read, filters)
+        series(read, filters, now_ms=1_800_000_060_000)
+        error_groups(read, filters)
+        logs(read, filters, since_id=0, limit=50)
+        last_id(read, filters)
+        hosts(read)
+        for sql, params in read.queries:
+            plan = [row[3] for row in store.read("EXPLAIN QUERY PLAN " + sql, params)]
+            full_scans = [step for step in plan if step.startswith("SCAN") and "INDEX" not in step]
+            assert not full_scans, (sql, plan)
     finally:
         store.close()
