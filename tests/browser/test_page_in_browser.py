@@ -96,6 +96,10 @@ def test_page_shows_the_stores_counts_p50_and_error_groups_and_updates_live(
         "the error group's new count",
     )
     assert "UNIQUE again" in _text(chromium, "#tail tbody tr.log")  # the newest log on top
+    loaded = chromium.execute_script(
+        "return performance.getEntriesByType('resource').map(r => r.name)"
+    )
+    assert loaded and all(url.startswith(endpoint.url + "/") for url in loaded), loaded
 
 
 def _screenshot(driver: Any, target: Path) -> None:
