@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import actors
 from actors.dbapi import instrument
 from actors.tools.local_endpoint import Fault, LocalEndpoint, LogStore
-from actors.tools.local_endpoint.cli import DEFAULT_DB
+from actors.tools.local_endpoint.cli import DEFAULT_DB, on_sigterm
 
 __all__ = ["add_demo_arguments", "run_demo"]
 
@@ -48,6 +48,14 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         " ':memory:' keeps nothing)",
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--stay",
+        action="store_true",
+        help="after the report, keep the endpoints and the page up until Ctrl-C",
+    )
+    parser.add_argument(
+        "--page-port", type=int, default=0, help="port of the first endpoint, which serves the page"
+    )
 
 
 def _workload(
@@ -97,9 +105,10 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     """Run the workload, shut down gracefully, and report; returns 0 if the accounts balance."""
     fault = Fault.parse(args.fault) if args.fault else None
     store = LogStore(args.db)
-    endpoints = [
-        LocalEndpoint(token=TOKEN, fault=fault, store=store).start() for _ in range(args.hosts)
-    ]
+    endpoints = _start_endpoints(args, fault, store)
+    page_url = endpoints[0].page_url
+    if not args.json:
+        err.write(f"page: {page_url} (live while the demo runs)\n")
     properties = {
         "telemetry.flush_interval_ms": "500",
         "telemetry.shutdown_timeout_ms": str(args.shutdown_timeout_ms),
@@ -148,14 +157,49 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     exit_s = time.monotonic() - exit_started
     state = actors.dump_state()
     report = _report(endpoints, state, counters, clean, exit_s, args)
-    for ep in endpoints:
-        ep.close()
-    store.close()
+    report["page"] = page_url
     if args.json:
         out.write(json.dumps(report, indent=2, default=str) + "\n")
     else:
         _print_report(report, out)
+    if getattr(args, "stay", False):
+        _stay(page_url, err)
+    for ep in endpoints:
+        ep.close()
+    store.close()
     return 0 if report["balanced"] else 1
+
+
+def _start_endpoints(
+    args: argparse.Namespace, fault: Fault | None, store: LogStore
+) -> list[LocalEndpoint]:
+    """One endpoint per host, sharing `store`; the first also serves the page, with the client's
+    accounting (the page runs in the client's process)."""
+    ports = [getattr(args, "page_port", 0)] + [0] * (args.hosts - 1)
+    endpoints = [LocalEndpoint(token=TOKEN, fault=fault, store=store, port=p) for p in ports]
+    endpoints[0].serve_page(endpoints=tuple(endpoints), client_state=_client_state)
+    for ep in endpoints:
+        ep.start()
+    return endpoints
+
+
+def _client_state() -> dict[str, Any]:
+    return actors.dump_state(0.5)
+
+
+def _stay(page_url: str | None, err: TextIO) -> None:
+    """Keep serving the page until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    restore = on_sigterm(stop)
+    err.write(f"page stays up at {page_url}: Ctrl-C to stop\n")
+    err.flush()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how --stay is meant to end
+    finally:
+        restore()
 
 
 def _report(

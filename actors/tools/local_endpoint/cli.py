@@ -14,6 +14,7 @@ from typing import Any
 from .faults import SPEC_HELP, Fault
 from .server import LocalEndpoint
 from .store import LogStore
+from .web import is_loopback
 
 DEFAULT_DB = "driver-telemetry.sqlite3"
 _COLUMNS = ("time", "host", "kind", "session", "statement", "type", "latency", "error")
@@ -21,7 +22,9 @@ _COLUMNS = ("time", "host", "kind", "session", "statement", "type", "latency", "
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `serve` and `show`; each sets `func` to its `run_*` function."""
-    serve = subparsers.add_parser("serve", help="run a local telemetry endpoint until Ctrl-C")
+    serve = subparsers.add_parser(
+        "serve", help="run a local telemetry endpoint, with a live page at /, until Ctrl-C"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     serve.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
     serve.add_argument("--db", default=DEFAULT_DB, help="SQLite file (default %(default)s)")
@@ -31,6 +34,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     serve.add_argument("--ttl", type=int, default=900, help="flag ttl_seconds (default 900)")
     serve.add_argument("--driver-name", default="PYTHON", help="driver whose flag is served")
     serve.add_argument("--fault", metavar="SPEC", help=f"misbehave: {SPEC_HELP}")
+    serve.add_argument("--no-page", action="store_true", help="do not serve the page at /")
     serve.set_defaults(func=run_serve)
 
     show = subparsers.add_parser("show", help="print the logs a local endpoint stored")
@@ -40,7 +44,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     show.set_defaults(func=run_show)
 
 
-def _on_sigterm(stop: threading.Event) -> Callable[[], None]:
+def on_sigterm(stop: threading.Event) -> Callable[[], None]:
     """Make SIGTERM set `stop` (main thread only); return a function restoring the old handler."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
@@ -66,11 +70,13 @@ def run_serve(args: argparse.Namespace, *, stop_event: threading.Event | None = 
             driver_name=args.driver_name,
             fault=fault,
         )
+        if not getattr(args, "no_page", False):
+            endpoint.serve_page()
     except ValueError as error:
         print(f"serve: {error}", file=sys.stderr)
         return 2
     stop = stop_event or threading.Event()
-    restore = _on_sigterm(stop) if stop_event is None else (lambda: None)
+    restore = on_sigterm(stop) if stop_event is None else (lambda: None)
     stats: dict[str, Any] = {"logs_accepted": 0, "flag_fetches": 0, "requests": {}}
     try:
         with endpoint:
@@ -80,6 +86,14 @@ def run_serve(args: argparse.Namespace, *, stop_event: threading.Event | None = 
                 f"ttl {args.ttl}s; fault {args.fault or 'none'}; db {args.db})",
                 flush=True,
             )
+            if endpoint.page_url:
+                print(f"page: {endpoint.page_url}", flush=True)
+            if not is_loopback(args.host):
+                print(
+                    f"serve: {args.host} is not a loopback address: whoever reaches it can send "
+                    "telemetry and read the page",
+                    file=sys.stderr,
+                )
             try:
                 while not stop.wait(0.5):
                     pass

@@ -25,6 +25,7 @@ from messages.wire import TELEMETRY_FLAG_NAME, encode_export_response, encode_fe
 from .faults import Fault
 from .store import LogStore
 from .validate import WireError, validate_request
+from .web import Dashboard, PageReply, owns, write_reply
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class EndpointState:
             0,
         )
         self.connections: set[socket.socket] = set()
+        self.page: Dashboard | None = None  # set once, before serving, by serve_page()
         self.set_fault(fault)
 
     def set_fault(self, fault: Fault | None) -> None:
@@ -203,6 +205,10 @@ class TelemetryHandler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             path = urlsplit(self.path).path
+            page = self.state.page
+            if page is not None and owns(path):
+                self._reply_page(page.respond(self.command, self.path, self.headers.get("Host")))
+                return
             if path in TELEMETRY_ROUTES:
                 self.route, method = path, "POST"
             elif path.startswith(FLAGS_ROUTE + "/"):
@@ -249,6 +255,13 @@ class TelemetryHandler(BaseHTTPRequestHandler):
         try:
             logs = validate_request(body, self.config.max_body_bytes)
         except WireError as error:
+            self.config.store.add_rejection(
+                host=self.headers.get("Host", ""),
+                path=path,
+                status=400,
+                reason=error.reason,
+                size_bytes=len(body),
+            )
             self._reply_json(400, {"error": error.reason})
             return
         if fault is not None and fault.mode == "partial":
@@ -369,3 +382,8 @@ class TelemetryHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def _reply_page(self, reply: PageReply) -> None:
+        """Answer a page route; page requests are not counted among the telemetry requests."""
+        self.answered = True
+        self.linger = write_reply(self, reply)

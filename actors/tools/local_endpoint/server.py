@@ -11,6 +11,7 @@ from .faults import Fault
 from .handler import FLAG_NAME, EndpointConfig, EndpointServer, EndpointState
 from .store import LogStore
 from .validate import MAX_BODY_BYTES
+from .web import ClientState, Dashboard, is_loopback
 
 __all__ = ["FLAG_NAME", "Fault", "LocalEndpoint"]
 
@@ -106,6 +107,8 @@ class LocalEndpoint:
     def close(self) -> None:
         """`stop()` and close the store (unless it was passed in)."""
         self.stop()
+        if self._state.page is not None:
+            self._state.page.close()
         if self._owns_store:
             self.store.close()
 
@@ -125,6 +128,33 @@ class LocalEndpoint:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+    def serve_page(
+        self,
+        *,
+        endpoints: tuple[LocalEndpoint, ...] = (),
+        client_state: ClientState | None = None,
+    ) -> LocalEndpoint:
+        """Also serve the page and its read-only JSON API (`/`, `/api/*`; see web.py) from the
+        store; before `start()`. `endpoints` are other endpoints sharing the store, whose request
+        counters the page shows too; `client_state` returns the client's `dump_state()` when the
+        page runs in its process. Returns self."""
+        if self._server is not None:
+            raise RuntimeError("serve_page() must be called before start()")
+        everyone = (self, *(ep for ep in endpoints if ep is not self))
+
+        def stats() -> dict[str, dict[str, Any]]:
+            return {ep.host_port: ep.stats() for ep in everyone if ep._server is not None}
+
+        self._state.page = Dashboard(
+            self.store, stats, client_state, loopback_only=is_loopback(self._address[0])
+        )
+        return self
+
+    @property
+    def page_url(self) -> str | None:
+        """The page's address ('http://127.0.0.1:PORT/') when it is served, else None."""
+        return None if self._state.page is None else self.url + "/"
 
     def set_fault(self, fault: Fault | None) -> None:
         """Misbehave from the next request on (None heals); restarts `times` and `flap` counts."""

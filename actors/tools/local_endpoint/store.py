@@ -27,7 +27,60 @@ CREATE TABLE IF NOT EXISTS frontend_logs (
     raw_json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS frontend_logs_host ON frontend_logs (host, id);
+CREATE TABLE IF NOT EXISTS rejected_bodies (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at_ms INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rejected_bodies_host ON rejected_bodies (host, id);
 """
+_REASON_CHARS = 500
+# The page's queries (insights.py) aggregate in SQL. Virtual columns are computed from raw_json and
+# stored only in the indexes, so grouping by them reads an index, never the JSON of 100k logs.
+_PAGE_COLUMNS = {
+    "client_ts_ms": "INTEGER AS "
+    "(json_extract(raw_json, '$.context.client_context.timestamp_millis')) VIRTUAL",
+    "operation_type": "TEXT AS (json_extract(raw_json, "
+    "'$.entry.sql_driver_log.sql_operation.operation_detail.operation_type')) VIRTUAL",
+    "error_message": "TEXT AS "
+    "(json_extract(raw_json, '$.entry.sql_driver_log.error_info.stack_trace')) VIRTUAL",
+}
+_PAGE_INDEXES = """
+CREATE INDEX IF NOT EXISTS frontend_logs_kind ON frontend_logs (kind, id);
+CREATE INDEX IF NOT EXISTS frontend_logs_received ON frontend_logs (received_at_ms);
+CREATE INDEX IF NOT EXISTS frontend_logs_latency
+    ON frontend_logs (statement_type, operation_latency_ms);
+CREATE INDEX IF NOT EXISTS frontend_logs_operation
+    ON frontend_logs (operation_type, operation_latency_ms);
+CREATE INDEX IF NOT EXISTS frontend_logs_kind_time ON frontend_logs (kind, client_ts_ms);
+CREATE INDEX IF NOT EXISTS frontend_logs_client_time ON frontend_logs (client_ts_ms);
+CREATE INDEX IF NOT EXISTS frontend_logs_errors
+    ON frontend_logs (error_name, error_message) WHERE error_name IS NOT NULL;
+CREATE INDEX IF NOT EXISTS frontend_logs_host_latency
+    ON frontend_logs (host, statement_type, operation_latency_ms);
+CREATE INDEX IF NOT EXISTS frontend_logs_host_operation
+    ON frontend_logs (host, operation_type, operation_latency_ms);
+CREATE INDEX IF NOT EXISTS frontend_logs_host_time ON frontend_logs (host, kind, client_ts_ms);
+"""
+
+
+def _add_page_columns(db: sqlite3.Connection) -> None:
+    """Add the page's virtual columns (to a store made before them) and their indexes. Never
+    raises: without them (another process adding them at the same moment, an SQLite without
+    generated columns) the endpoint still stores logs; only the page's queries fail."""
+    try:
+        present = {row[1] for row in db.execute("PRAGMA table_xinfo(frontend_logs)")}
+        for name, declaration in _PAGE_COLUMNS.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE frontend_logs ADD COLUMN {name} {declaration}")
+        db.executescript(_PAGE_INDEXES)
+    except sqlite3.Error:
+        pass
+
 
 _COLUMNS = (
     "id",
@@ -90,10 +143,12 @@ class LogStore:
         self._lock = threading.Lock()
         # One shared connection behind a lock: simpler than per-thread connections, and the only
         # way a ':memory:' database is visible to every handler thread.
+        self.db_path = db_path
         self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        _add_page_columns(self._db)
 
     def add(
         self,
@@ -202,6 +257,25 @@ class LogStore:
             }
             for statement_type, values in by_type.items()
         }
+
+    def add_rejection(
+        self, *, host: str, path: str, status: int, reason: str, size_bytes: int
+    ) -> None:
+        """Remember a body refused as invalid (the reason, never the body); never raises."""
+        row = (int(time.time() * 1000), host, path, status, reason[:_REASON_CHARS], size_bytes)
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO rejected_bodies (received_at_ms, host, path, status, reason, "
+                    "size_bytes) VALUES (?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+        except sqlite3.Error:
+            pass  # losing a note about a bad body must not turn its 400 into a 500
+
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Run one read query on the shared connection (the page's queries; see insights.py)."""
+        return self._query(sql, params)
 
     def close(self) -> None:
         """Close the database; idempotent."""
