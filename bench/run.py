@@ -21,14 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from _common import ROOT
+from _real_report import format_headline, headline_rows
 from _report import build_rows
 from _table import format_table
 
 HERE = Path(__file__).resolve().parent
-# name -> module; order matters: `bounds` runs at the rate `throughput` found sustainable.
+# name -> module; order matters: `real` (the headline) first; `bounds` runs at the rate
+# `throughput` found sustainable.
 SECTIONS = {
+    "real": "real_path",
     "driver": "driver_cost",
     "statement": "statement_cpu",
+    "encode": "encode_cost",
     "throughput": "throughput",
     "workload": "workload",
     "peers": "peers",
@@ -40,7 +44,17 @@ SECTION_TIMEOUT_S = 600
 
 def _versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
-    for name in ("pykka", "cattrs", "attrs", "urllib3", "databricks-sql-connector"):
+    for name in (
+        "pykka",
+        "cattrs",
+        "attrs",
+        "urllib3",
+        "databricks-sql-connector",
+        "opentelemetry-instrumentation-dbapi",
+        "opentelemetry-exporter-otlp-proto-http",
+        "pyodbc",
+        "psycopg",
+    ):
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -50,6 +64,14 @@ def _versions() -> dict[str, str | None]:
     except importlib.metadata.PackageNotFoundError:
         out["opentelemetry-sdk"] = None
     return out
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (other work competing for the CPUs)."""
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def _run_section(name: str, quick: bool, context: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown section(s): {', '.join(unknown)}")
     started = time.monotonic()
+    load_start = _load()
     results: dict[str, Any] = {}
     context: dict[str, Any] = {}
     for name in SECTIONS:
@@ -129,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             )
     rows = build_rows(results)
     table = format_table(rows)
+    real = results.get("real", {})
+    if "rows" in real:
+        headline = format_headline(real)
+    elif "real" in results:
+        headline = f"real path: not measured: {real.get('error', 'no result')}"
+    else:
+        headline = ""
     meta = {
         "mode": "quick" if args.quick else "full",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -137,16 +167,27 @@ def main(argv: list[str] | None = None) -> int:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "load_avg_start": load_start,
+        "load_avg_end": _load(),
         "versions": _versions(),
     }
+    if headline:
+        print(headline + "\n")
     print(table)
     print(
         f"\n{meta['mode']} run, {meta['elapsed_s']} s, Python {meta['python']}, "
-        f"{meta['cpus']} CPUs; JSON: {args.out}"
+        f"{meta['cpus']} CPUs, load average {meta['load_avg_start']} at the start, "
+        f"{meta['load_avg_end']} at the end; JSON: {args.out}"
     )
-    Path(args.out).write_text(
-        json.dumps({"meta": meta, "table": table, "rows": rows, "raw": results}, indent=1)
-    )
+    document = {
+        "meta": meta,
+        "headline": headline,
+        "headline_rows": headline_rows(real) if "rows" in real else [],
+        "table": table,
+        "rows": rows,
+        "raw": results,
+    }
+    Path(args.out).write_text(json.dumps(document, indent=1, default=str))
     return 0
 
 
