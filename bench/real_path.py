@@ -469,7 +469,9 @@ def run(quick: bool, **_: Any) -> dict[str, Any]:
             "repeats": repeats,
             "counters": Counters(endpoint, sink),
         }
-        holder = actors.connect(endpoint.url, driver=DriverInfo(name="bench", version="1"))
+        holder = actors.connect(
+            endpoint.url, driver=DriverInfo(name="bench", version="1"), auth=auth_headers
+        )
         if not wait_flags({endpoint.host_port: True}, 10.0):
             raise RuntimeError("feature flag not fetched within 10 s")
         drivers = _drivers(Path(tmp), out["skipped"])
