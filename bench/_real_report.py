@@ -81,6 +81,13 @@ def headline_rows(raw: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _noise(spread: tuple[float | None, float | None] | None) -> str:
+    """The largest |raw again - raw| over the rounds: how much a row moves by itself."""
+    if not spread or spread[0] is None or spread[1] is None:
+        return "-"
+    return _fmt(max(abs(spread[0]), abs(spread[1])))
+
+
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -99,6 +106,7 @@ def format_headline(raw: dict[str, Any]) -> str:
         "+CPU",
         "ours÷OTel wall",
         "CPU",
+        "noise ±wall",
         "arrived ours/OTel",
         "targets",
     )
@@ -132,6 +140,7 @@ def format_headline(raw: dict[str, Any]) -> str:
                 _fmt(m.get("otel_cpu_us")),
                 _ratio(m.get("ratio_wall")),
                 _ratio(m.get("ratio_cpu")),
+                _noise(row["spreads"].get("raw_again_wall_us")),
                 arrived,
                 targets,
             )

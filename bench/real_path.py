@@ -1,6 +1,7 @@
 """The headline: what a statement costs on a real driver, beside OpenTelemetry, in one run.
 
-Four ways of running the same statements, side by side, interleaved round by round:
+Four ways of running the same statements, side by side, interleaved round by round (and the
+raw driver once more, whose difference to the first raw run is the noise floor of the row):
 
 - `raw`: the driver module itself;
 - `enabled`: `actors.instrument(module, host=...)`, shipped defaults, exporting to the loopback
@@ -51,7 +52,8 @@ from messages.sysconfig import DriverInfo
 THREADS = 4
 TABLE_ROWS = 1000
 JOB_TIMEOUT_S = 120.0
-WAYS = ("raw", "enabled", "disabled", "otel")
+# `raw_again` is the raw driver a second time: its difference to `raw` is the noise floor.
+WAYS = ("raw", "enabled", "disabled", "otel", "raw_again")
 KINDS = ("point", "insert", "rows20")
 
 Job = Callable[[dict[str, Any]], None]
@@ -228,6 +230,7 @@ class Ways:
         )
         self.modules: dict[str, Any] = {
             "raw": driver.module,
+            "raw_again": driver.module,
             "enabled": actors.instrument(driver.module.connect, **common),
             "disabled": actors.instrument(
                 driver.module.connect, properties={"telemetry.enabled": "false"}, **common
@@ -236,6 +239,7 @@ class Ways:
         }
         self.flush: dict[str, Callable[[], object]] = {
             "raw": lambda: None,
+            "raw_again": lambda: None,
             "enabled": lambda: actors.flush(timeout_s=30.0),
             "disabled": lambda: None,
             "otel": lambda: provider.force_flush(30_000),
@@ -290,7 +294,7 @@ def _rounds(
         ("statements", "ours", "ours_emitted", "ours_statement_logs", "ours_dropped", "otel"), 0
     )
     for r in range(repeats):
-        order = WAYS[r % 4 :] + WAYS[: r % 4]
+        order = WAYS[r % len(WAYS) :] + WAYS[: r % len(WAYS)]
         result: dict[str, dict[str, float]] = {}
         for way in order:
             before = counters.read() if way in ("enabled", "otel") else None
@@ -426,7 +430,7 @@ def _figures(block: dict[str, Any]) -> dict[str, Any]:
     per: dict[str, list[float | None]] = {}
     for r in block["rounds"]:
         raw = r["raw"]
-        for way in ("enabled", "disabled", "otel"):
+        for way in ("enabled", "disabled", "otel", "raw_again"):
             for clock in ("wall", "cpu"):
                 added = (r[way][f"{clock}_s"] - raw[f"{clock}_s"]) / n * 1e6
                 per.setdefault(f"{way}_{clock}_us", []).append(added)
