@@ -22,6 +22,9 @@ from pathlib import Path
 
 STEP_TIMEOUT_S = 60.0
 USER = "bench"
+# Where `run.py` asks its section processes to put servers, so that it can stop what a killed
+# section left running (`stop_leftovers`).
+SCRATCH_ENV = "BENCH_SCRATCH_DIR"
 
 
 class PostgresUnavailable(RuntimeError):
@@ -73,7 +76,7 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         """initdb, then pg_ctl start on a free port; returns once it accepts connections."""
         self._bin = _bin_dir()
-        self._dir = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+        self._dir = Path(tempfile.mkdtemp(prefix="bench-pg-", dir=os.environ.get(SCRATCH_ENV)))
         data = self._dir / "data"
         if os.geteuid() == 0:
             try:
@@ -113,20 +116,8 @@ class PostgresServer:
         """Stop the server (fast mode, bounded) and remove its directory."""
         if self._dir is None:
             return
-        data = self._dir / "data"
-        if self._bin is not None and (data / "postmaster.pid").exists():
-            with contextlib.suppress(PostgresUnavailable, subprocess.TimeoutExpired, OSError):
-                self._run(
-                    str(self._bin / "pg_ctl"),
-                    "-D",
-                    str(data),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "-t",
-                    str(int(STEP_TIMEOUT_S)),
-                    "stop",
-                )
+        if self._bin is not None:
+            _stop(self._bin, self._dir / "data", self._as)
         shutil.rmtree(self._dir, ignore_errors=True)
         self._dir = None
 
@@ -135,3 +126,27 @@ class PostgresServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _stop(bin_dir: Path, data: Path, as_user: list[str]) -> None:
+    if not (data / "postmaster.pid").exists():
+        return
+    command = [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w"]
+    command += ["-t", str(int(STEP_TIMEOUT_S)), "stop"]
+    with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+        subprocess.run([*as_user, *command], capture_output=True, timeout=STEP_TIMEOUT_S)
+
+
+def stop_leftovers(scratch: Path) -> int:
+    """Stop every server still running under `scratch` (a killed section's); how many."""
+    found = list(scratch.glob("bench-pg-*/data/postmaster.pid"))
+    if not found:
+        return 0
+    try:
+        bin_dir = _bin_dir()
+    except PostgresUnavailable:
+        return 0
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    for pid_file in found:
+        _stop(bin_dir, pid_file.parent, as_user)
+    return len(found)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import ROOT
+from _postgres import SCRATCH_ENV, stop_leftovers
 from _real_report import format_headline, headline_rows
 from _report import build_rows
 from _table import format_table
@@ -77,6 +78,10 @@ def _load() -> str:
 def _run_section(name: str, quick: bool, context: dict[str, Any]) -> dict[str, Any]:
     """Run one section in a child process; its result, or {"error": ...}."""
     with tempfile.TemporaryDirectory() as tmp:
+        # Servers a section starts live under `tmp` (traversable by the `postgres` user), so a
+        # section killed at its timeout leaves none running.
+        os.chmod(tmp, 0o711)
+        env = {**os.environ, SCRATCH_ENV: tmp}
         out = Path(tmp) / "result.json"
         command = [
             sys.executable,
@@ -92,10 +97,17 @@ def _run_section(name: str, quick: bool, context: dict[str, Any]) -> dict[str, A
         started = time.monotonic()
         try:
             done = subprocess.run(
-                command, cwd=str(ROOT), capture_output=True, text=True, timeout=SECTION_TIMEOUT_S
+                command,
+                cwd=str(ROOT),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=SECTION_TIMEOUT_S,
             )
         except subprocess.TimeoutExpired:
             return {"error": f"timed out after {SECTION_TIMEOUT_S} s"}
+        finally:
+            stop_leftovers(Path(tmp))
         elapsed = time.monotonic() - started
         if done.returncode != 0 or not out.exists():
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
