@@ -32,10 +32,8 @@ the sink's spans.
 
 from __future__ import annotations
 
-import queue
 import sqlite3
 import tempfile
-import threading
 import time
 import types
 from collections.abc import Callable
@@ -43,177 +41,19 @@ from pathlib import Path
 from typing import Any
 
 from _common import auth_headers, quiet_gc, summary, wait_flags
+from _crew import Crew, Job
+from _drivers import KINDS, THREADS, Driver, available, statement
 from _endpoint import EndpointProcess
 from _otlp_sink import SinkProcess
 
 import actors
 from messages.sysconfig import DriverInfo
 
-THREADS = 4
-TABLE_ROWS = 1000
-JOB_TIMEOUT_S = 120.0
 # `raw_again` is the raw driver a second time: its difference to `raw` is the noise floor.
 WAYS = ("raw", "enabled", "disabled", "otel", "raw_again")
-KINDS = ("point", "insert", "rows20")
-
-Job = Callable[[dict[str, Any]], None]
 
 
-# --- drivers ------------------------------------------------------------------------------------
-
-
-class Driver:
-    """How to open, prepare and address one driver's databases."""
-
-    def __init__(
-        self,
-        name: str,
-        module: Any,
-        system: str,
-        marker: str,
-        open_args: Callable[[int], tuple[Any, ...]],
-        *,
-        databases: str,
-        server: Any = None,
-    ) -> None:
-        self.name = name
-        self.databases = databases  # "memory" (per connection), "per_thread" or "shared"
-        self.server = server  # what to stop at the end, if anything
-        self.module = module
-        self.system = system  # OpenTelemetry's `database_system`
-        self.marker = marker  # the parameter placeholder
-        self.open_args = open_args
-        m = marker
-        self.sql = {
-            "point": f"SELECT id, name, score FROM t WHERE id = {m}",
-            "insert": f"INSERT INTO ins (name, score) VALUES ({m}, {m})",
-            "rows20": f"SELECT id, name, score FROM t WHERE id >= {m} AND id < {m}",
-        }
-
-    def fill(self, conn: Any) -> None:
-        """Create and fill the two tables in the database `conn` is connected to."""
-        cur = conn.cursor()
-        m = self.marker
-        for ddl in (
-            "DROP TABLE IF EXISTS t",
-            "DROP TABLE IF EXISTS ins",
-            "CREATE TABLE t (id INTEGER PRIMARY KEY, name VARCHAR(40), score REAL)",
-            "CREATE TABLE ins (name VARCHAR(40), score REAL)",
-        ):
-            cur.execute(ddl)
-        cur.executemany(
-            f"INSERT INTO t (id, name, score) VALUES ({m}, {m}, {m})",
-            [(i, f"user-{i}", (i * 37 % 101) / 101) for i in range(1, TABLE_ROWS + 1)],
-        )
-        conn.commit()
-        cur.close()
-
-    def prepare(self) -> None:
-        """Fill the databases that outlive a connection (raw driver, untimed)."""
-        indexes = {"memory": (), "per_thread": range(THREADS), "shared": (0,)}[self.databases]
-        for index in indexes:
-            conn = self.module.connect(*self.open_args(index))
-            try:
-                self.fill(conn)
-            finally:
-                conn.close()
-
-    def open(self, module: Any, index: int) -> Any:
-        """Thread `index`'s connection through `module` (one of the ways), ready to use."""
-        conn = module.connect(*self.open_args(index))
-        if self.databases == "memory":
-            self.fill(conn)
-        return conn
-
-
-def _statement(conn: Any, sql: dict[str, str], kind: str, i: int) -> None:
-    cur = conn.cursor()
-    key = i % (TABLE_ROWS - 20) + 1
-    if kind == "point":
-        cur.execute(sql["point"], (key,))
-        cur.fetchone()
-    elif kind == "insert":
-        cur.execute(sql["insert"], (f"n{i}", 0.5))
-    else:
-        cur.execute(sql["rows20"], (key, key + 20))
-        cur.fetchall()
-    cur.close()
-
-
-# --- four threads per way, each holding its connection --------------------------------------------
-
-
-class Crew:
-    """`THREADS` daemon threads, each with its own state (a connection), running jobs on command."""
-
-    def __init__(self, opener: Callable[[int], dict[str, Any]], closer: Job) -> None:
-        self._inboxes: list[queue.SimpleQueue[Job | None]] = []
-        self._done: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
-        self._threads = []
-        for index in range(THREADS):
-            inbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-            thread = threading.Thread(
-                target=self._loop, args=(index, opener, closer, inbox), daemon=True
-            )
-            self._inboxes.append(inbox)
-            self._threads.append(thread)
-            thread.start()
-        self._wait(JOB_TIMEOUT_S)  # every connection opened
-
-    def _loop(
-        self,
-        index: int,
-        opener: Callable[[int], dict[str, Any]],
-        closer: Job,
-        inbox: queue.SimpleQueue[Job | None],
-    ) -> None:
-        try:
-            state = opener(index)
-        except BaseException as exc:  # reported on the main thread
-            self._done.put(exc)
-            return
-        self._done.put(None)
-        while True:
-            job = inbox.get()
-            if job is None:
-                break
-            try:
-                job(state)
-                self._done.put(None)
-            except BaseException as exc:
-                self._done.put(exc)
-        try:
-            closer(state)
-        finally:
-            self._done.put(None)
-
-    def _wait(self, timeout_s: float) -> None:
-        first: BaseException | None = None
-        for _ in self._threads:
-            try:
-                outcome = self._done.get(timeout=timeout_s)
-            except queue.Empty:
-                raise TimeoutError(f"a driver thread did not finish within {timeout_s} s") from None
-            first = first or outcome
-        if first is not None:
-            raise first
-
-    def run(self, job: Job) -> None:
-        """Every thread runs `job` on its state; returns when all have (raises the first error)."""
-        for inbox in self._inboxes:
-            inbox.put(job)
-        self._wait(JOB_TIMEOUT_S)
-
-    def close(self) -> None:
-        """Close every thread's state and end the threads, boundedly."""
-        for inbox in self._inboxes:
-            inbox.put(None)
-        self._wait(JOB_TIMEOUT_S)
-        for thread in self._threads:
-            thread.join(JOB_TIMEOUT_S)
-
-
-# --- the four ways --------------------------------------------------------------------------------
+# --- the ways -------------------------------------------------------------------------------------
 
 
 class Ways:
@@ -327,7 +167,7 @@ def _statement_job(driver: Driver, kind: str, per_thread: int, pause_s: float) -
         for i in range(base, base + per_thread):
             if pause_s:
                 time.sleep(pause_s)
-            _statement(conn, sql, kinds[i % len(kinds)], i)
+            statement(conn, sql, kinds[i % len(kinds)], i)
         conn.commit()
 
     return job
@@ -343,7 +183,7 @@ def _driver_crews(driver: Driver, ways: Ways) -> dict[str, Crew]:
     def closer(state: dict[str, Any]) -> None:
         state["conn"].close()
 
-    return {way: Crew(opener(ways.modules[way]), closer) for way in WAYS}
+    return {way: Crew(opener(ways.modules[way]), closer, THREADS) for way in WAYS}
 
 
 def _close_all(crews: dict[str, Crew]) -> None:
@@ -384,7 +224,7 @@ def _run_connects(driver: Driver, per_thread: dict[str, int], context: dict[str,
     def opener(module: Any) -> Callable[[int], dict[str, Any]]:
         return lambda index: {"module": module, "args": driver.open_args(index), "counter": 0}
 
-    crews = {way: Crew(opener(ways.modules[way]), lambda state: None) for way in WAYS}
+    crews = {way: Crew(opener(ways.modules[way]), lambda state: None, THREADS) for way in WAYS}
     # A connection held open for the whole row keeps the host's tree live, as in an application.
     keeper = ways.modules["enabled"].connect(
         *driver.open_args(0),
@@ -396,7 +236,7 @@ def _run_connects(driver: Driver, per_thread: dict[str, int], context: dict[str,
             conn = module.connect(
                 *args,
             )
-            _statement(conn, driver.sql, "point", i)
+            statement(conn, driver.sql, "point", i)
             conn.close()
 
     def cycle(state: dict[str, Any]) -> None:
@@ -478,7 +318,7 @@ def run(quick: bool, **_: Any) -> dict[str, Any]:
         )
         if not wait_flags({endpoint.host_port: True}, 10.0):
             raise RuntimeError("feature flag not fetched within 10 s")
-        drivers = _drivers(Path(tmp), out["skipped"])
+        drivers = available(Path(tmp), out["skipped"])
         churn_db = Driver(
             "sqlite3",
             sqlite3,
@@ -509,46 +349,3 @@ def run(quick: bool, **_: Any) -> dict[str, Any]:
         provider.shutdown()
         actors.shutdown(2.0)
     return out
-
-
-def _drivers(tmp: Path, skipped: dict[str, str]) -> dict[str, Driver]:
-    """The statement rows' drivers; one that cannot run here is left out, with the reason."""
-    memory = (":memory:",)
-    drivers = {
-        "sqlite3": Driver("sqlite3", sqlite3, "sqlite", "?", lambda i: memory, databases="memory")
-    }
-    try:
-        import pyodbc
-
-        odbc = Driver(
-            "pyodbc",
-            pyodbc,
-            "sqlite",
-            "?",
-            lambda i: (f"DRIVER={{SQLite3}};Database={tmp / f'odbc-{i}.db'}",),
-            databases="per_thread",
-        )
-        pyodbc.connect(odbc.open_args(0)[0]).close()
-        drivers["pyodbc"] = odbc
-    except Exception as exc:  # no module or no ODBC driver: the row says why
-        skipped["pyodbc"] = f"{type(exc).__name__}: {exc}"[:200]
-    try:
-        import psycopg
-        from _postgres import PostgresServer
-
-        server = PostgresServer().start()
-        drivers["psycopg 3"] = Driver(
-            "psycopg 3",
-            psycopg,
-            "postgresql",
-            "%s",
-            lambda i: (server.conninfo,),
-            databases="shared",
-            server=server,
-        )
-    except Exception as exc:
-        skipped["psycopg 3"] = f"{type(exc).__name__}: {exc}"[:200]
-    drivers["sqlite3 ~1 ms"] = Driver(
-        "sqlite3", sqlite3, "sqlite", "?", lambda i: memory, databases="memory"
-    )
-    return drivers
