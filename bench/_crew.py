@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from _common import thread_cpu_ns
+
 JOB_TIMEOUT_S = 120.0
 
 Job = Callable[[dict[str, Any]], None]
@@ -66,6 +68,16 @@ class Crew:
             first = first or outcome
         if first is not None:
             raise first
+
+    def cpu_ns(self) -> int:
+        """CPU time the crew's threads have used so far (Linux schedstat; -1 if unknown)."""
+        total = 0
+        for thread in self._threads:
+            used = thread_cpu_ns(thread.native_id) if thread.native_id is not None else -1
+            if used < 0:
+                return -1
+            total += used
+        return total
 
     def run(self, job: Job) -> None:
         """Every thread runs `job` on its state; returns when all have (raises the first error)."""

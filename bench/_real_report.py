@@ -88,6 +88,15 @@ def _noise(spread: tuple[float | None, float | None] | None) -> str:
     return _fmt(max(abs(spread[0]), abs(spread[1])))
 
 
+def _split(medians: dict[str, Any], way: str) -> str:
+    """Added CPU on the driver threads / in the other threads (background, flush)."""
+    driver = medians.get(f"{way}_driver_cpu_us")
+    background = medians.get(f"{way}_background_cpu_us")
+    if driver is None or background is None:
+        return "-"
+    return f"{_fmt(driver)}/{_fmt(background)}"
+
+
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -100,10 +109,12 @@ def format_headline(raw: dict[str, Any]) -> str:
         "ours +wall",
         "min–max",
         "+CPU",
+        "driver/bg",
         "disabled +wall",
         "+CPU",
         "OTel +wall",
         "+CPU",
+        "driver/bg",
         "ours÷OTel wall",
         "CPU",
         "noise ±wall",
@@ -134,10 +145,12 @@ def format_headline(raw: dict[str, Any]) -> str:
                 ours_wall,
                 "–".join(_fmt(v) for v in row["spreads"].get("enabled_wall_us", (None, None))),
                 _fmt(m.get("enabled_cpu_us")),
+                _split(m, "enabled"),
                 _fmt(m.get("disabled_wall_us")),
                 _fmt(m.get("disabled_cpu_us")),
                 _fmt(m.get("otel_wall_us")),
                 _fmt(m.get("otel_cpu_us")),
+                _split(m, "otel"),
                 _ratio(m.get("ratio_wall")),
                 _ratio(m.get("ratio_cpu")),
                 _noise(row["spreads"].get("raw_again_wall_us")),
