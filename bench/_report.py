@@ -184,6 +184,29 @@ def statement_rows(raw: dict[str, Any]) -> list[Row]:
     ]
 
 
+def encode_rows(raw: dict[str, Any]) -> list[Row]:
+    """Encoding one log: the converter and the generated encoder (byte-identical output)."""
+    runs = raw["runs"]
+    return [
+        _row(
+            "2",
+            "encode one log: cattrs converter (messages.wire)",
+            "µs/log",
+            (r["converter_us"] for r in runs),
+            note=f"{raw['logs']} statement logs of {raw['log_bytes']:.0f} bytes, one thread",
+        ),
+        _row(
+            "2",
+            "encode one log: generated encoder (messages.encode)",
+            "µs/log",
+            (r["generated_us"] for r in runs),
+            ratio=_med(r["ratio"] for r in runs),
+            ratio_of="÷ converter",
+            note="output checked byte-identical on every log before timing",
+        ),
+    ]
+
+
 def throughput_rows(raw: dict[str, Any]) -> list[Row]:
     """Item 3."""
     rows = []
@@ -399,6 +422,7 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
     builders = {
         "driver": driver_rows,
         "statement": statement_rows,
+        "encode": encode_rows,
         "throughput": throughput_rows,
         "workload": workload_rows,
         "peers": lambda raw: peer_rows(raw, ours),

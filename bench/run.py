@@ -21,14 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from _common import ROOT
+from _postgres import SCRATCH_ENV, stop_leftovers
+from _real_report import format_headline, headline_rows
 from _report import build_rows
 from _table import format_table
 
 HERE = Path(__file__).resolve().parent
-# name -> module; order matters: `bounds` runs at the rate `throughput` found sustainable.
+# name -> module; order matters: `real` (the headline) first; `bounds` runs at the rate
+# `throughput` found sustainable.
 SECTIONS = {
+    "real": "real_path",
     "driver": "driver_cost",
     "statement": "statement_cpu",
+    "encode": "encode_cost",
     "throughput": "throughput",
     "workload": "workload",
     "peers": "peers",
@@ -40,7 +45,17 @@ SECTION_TIMEOUT_S = 600
 
 def _versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
-    for name in ("pykka", "cattrs", "attrs", "urllib3", "databricks-sql-connector"):
+    for name in (
+        "pykka",
+        "cattrs",
+        "attrs",
+        "urllib3",
+        "databricks-sql-connector",
+        "opentelemetry-instrumentation-dbapi",
+        "opentelemetry-exporter-otlp-proto-http",
+        "pyodbc",
+        "psycopg",
+    ):
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -52,9 +67,21 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (other work competing for the CPUs)."""
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def _run_section(name: str, quick: bool, context: dict[str, Any]) -> dict[str, Any]:
     """Run one section in a child process; its result, or {"error": ...}."""
     with tempfile.TemporaryDirectory() as tmp:
+        # Servers a section starts live under `tmp` (traversable by the `postgres` user), so a
+        # section killed at its timeout leaves none running.
+        os.chmod(tmp, 0o711)
+        env = {**os.environ, SCRATCH_ENV: tmp}
         out = Path(tmp) / "result.json"
         command = [
             sys.executable,
@@ -70,10 +97,17 @@ def _run_section(name: str, quick: bool, context: dict[str, Any]) -> dict[str, A
         started = time.monotonic()
         try:
             done = subprocess.run(
-                command, cwd=str(ROOT), capture_output=True, text=True, timeout=SECTION_TIMEOUT_S
+                command,
+                cwd=str(ROOT),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=SECTION_TIMEOUT_S,
             )
         except subprocess.TimeoutExpired:
             return {"error": f"timed out after {SECTION_TIMEOUT_S} s"}
+        finally:
+            stop_leftovers(Path(tmp))
         elapsed = time.monotonic() - started
         if done.returncode != 0 or not out.exists():
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
@@ -83,7 +117,21 @@ def _run_section(name: str, quick: bool, context: dict[str, Any]) -> dict[str, A
         return result
 
 
+def _use_generated_encoder() -> None:
+    """What-if of hooking `messages.encode` into the wire: the exporter's encoder, replaced here.
+
+    Only for measuring the lever before it is merged; the output is byte-identical (see
+    tests/unit/test_encode.py), so the endpoint sees the same bodies.
+    """
+    import actors.exporter
+    from messages import encode
+
+    actors.exporter.encode_frontend_log = encode.encode_frontend_log  # type: ignore[assignment]
+
+
 def _child(name: str, quick: bool, out: str, context: dict[str, Any]) -> None:
+    if context.get("encoder") == "generated":
+        _use_generated_encoder()
     module = importlib.import_module(SECTIONS[name])
     result = module.run(quick=quick, context=context)
     Path(out).write_text(json.dumps(result, default=str))
@@ -96,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(HERE / "results.json"), help="JSON output file")
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}"
+    )
+    parser.add_argument(
+        "--encoder",
+        choices=("converter", "generated"),
+        default="converter",
+        help="generated: the exporter encodes with messages.encode (what-if of the hook)",
     )
     parser.add_argument("--section", help=argparse.SUPPRESS)
     parser.add_argument("--section-out", help=argparse.SUPPRESS)
@@ -110,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown section(s): {', '.join(unknown)}")
     started = time.monotonic()
+    load_start = _load()
     results: dict[str, Any] = {}
-    context: dict[str, Any] = {}
+    context: dict[str, Any] = {"encoder": args.encoder}
     for name in SECTIONS:
         if name not in wanted:
             continue
@@ -129,24 +184,45 @@ def main(argv: list[str] | None = None) -> int:
             )
     rows = build_rows(results)
     table = format_table(rows)
+    real = results.get("real", {})
+    if "rows" in real:
+        headline = format_headline(real)
+    elif "real" in results:
+        headline = f"real path: not measured: {real.get('error', 'no result')}"
+    else:
+        headline = ""
     meta = {
         "mode": "quick" if args.quick else "full",
+        "encoder": args.encoder,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "elapsed_s": round(time.monotonic() - started, 1),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "load_avg_start": load_start,
+        "load_avg_end": _load(),
         "versions": _versions(),
     }
-    print(table)
+    if headline:
+        print(headline + "\n")
+    if rows:
+        print(table)
     print(
-        f"\n{meta['mode']} run, {meta['elapsed_s']} s, Python {meta['python']}, "
-        f"{meta['cpus']} CPUs; JSON: {args.out}"
+        f"\n{meta['mode']} run, {meta['elapsed_s']} s, encoder {meta['encoder']}, "
+        f"Python {meta['python']}, "
+        f"{meta['cpus']} CPUs, load average {meta['load_avg_start']} at the start, "
+        f"{meta['load_avg_end']} at the end; JSON: {args.out}"
     )
-    Path(args.out).write_text(
-        json.dumps({"meta": meta, "table": table, "rows": rows, "raw": results}, indent=1)
-    )
+    document = {
+        "meta": meta,
+        "headline": headline,
+        "headline_rows": headline_rows(real) if "rows" in real else [],
+        "table": table,
+        "rows": rows,
+        "raw": results,
+    }
+    Path(args.out).write_text(json.dumps(document, indent=1, default=str))
     return 0
 
 

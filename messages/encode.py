@@ -1,0 +1,203 @@
+"""A fast JSON encoder for frontend logs, generated at import from `messages.records`.
+
+`encode_frontend_log(log)` returns exactly the string `messages.wire.encode_frontend_log` makes
+through the cattrs converter (unstructure with unset fields omitted, then compact JSON with
+``ensure_ascii=False``), byte for byte; a property-based golden test holds the two together.
+It is faster because the converter builds a dict per record and the JSON encoder then walks
+those dicts again: here one generated function per log walks the records once and joins strings.
+
+How the code is generated: every proto record class is inlined into one function, field by
+field in attrs order (the order of the converter's dicts); an unset (``None``) field is skipped,
+a set one appends ``"name":value`` behind a comma, except for the first field of its object.
+Strings go through the JSON module's own string encoder; ints, bools and enum values are
+written the way `json` writes them; a value of any other type (say an int subclass in an int
+field) is handed to a `json.JSONEncoder` configured like the wire's, so unusual values still
+encode identically. The system configuration (one per driver and process, yet in every log) and
+connection parameters (one per connection) are encoded once per instance.
+
+Safe from any thread: the memo is a dict whose races can only cost a recomputation. This module
+imports only `messages.records` and `messages.enums`, never `messages.wire`, so the wire module
+can import it.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import json.encoder
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from messages import records
+
+__all__ = ["encode_frontend_log", "generated_source"]
+
+# The same settings as the wire's encoder; used only for values of unexpected types.
+_dumps = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+).encode
+# What `json` itself uses for str with ensure_ascii=False (the C version when available).
+_string: Callable[[str], str] = json.encoder.encode_basestring
+_int_repr: Callable[[int], str] = int.__repr__
+
+_MEMO_SIZE = 64
+# Records whose instances are shared by many logs: encoded once per instance.
+_MEMOISED: tuple[type[Any], ...] = (records.SystemConfiguration, records.DriverConnectionParams)
+
+
+def _field_type(cls: type[Any], name: str) -> tuple[Any, bool]:
+    """The field's inner type, and whether it is optional (``X | None``)."""
+    hints = typing.get_type_hints(cls)
+    hint = hints[name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"{cls.__name__}.{name}: unsupported type {hint!r}")
+        return args[0], True
+    return hint, False
+
+
+def _value_expr(inner: Any, var: str) -> str:
+    """A Python expression giving the JSON text of scalar `var` of type `inner`."""
+    if inner is str:
+        return f"(_string({var}) if {var}.__class__ is str else _dumps({var}))"
+    if inner is int:
+        return f"(_int_repr({var}) if {var}.__class__ is int else _dumps({var}))"
+    if inner is bool:
+        return f"('true' if {var} is True else 'false' if {var} is False else _dumps({var}))"
+    if isinstance(inner, type) and issubclass(inner, enum.Enum):
+        if all(type(member.value) is str for member in inner):
+            return f"_string({var}.value)"
+        return f"_dumps({var}.value)"
+    raise TypeError(f"no encoding for {inner!r}")
+
+
+def _skippable(cls: type[Any], field: attrs.Attribute[Any]) -> bool:
+    """Whether the converter leaves the field out when unset (it omits values equal to None)."""
+    if field.default is None:
+        return True
+    if field.default is attrs.NOTHING:
+        return False
+    raise TypeError(f"{cls.__name__}.{field.name}: a default other than None is not generated")
+
+
+class _Generator:
+    """Writes the source of one function per top-level record, nested records inlined."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.names: dict[str, Any] = {
+            "_string": _string,
+            "_dumps": _dumps,
+            "_int_repr": _int_repr,
+        }
+        self._counter = 0
+
+    def _fresh(self, stem: str) -> str:
+        self._counter += 1
+        return f"{stem}{self._counter}"
+
+    def emit_object(
+        self, cls: type[Any], obj: str, indent: str, memo: bool = True, key: str = ""
+    ) -> None:
+        """Append `key` and the JSON of record `obj` (naming a non-None `cls`) to the list `p`.
+
+        Whether a comma goes before a field's name is decided here where it is known (nothing
+        written yet, or an always-written field before it); only behind optional fields does
+        the generated code keep a flag, true while nothing of the object has been written.
+        """
+        if memo and cls in _MEMOISED:
+            fn = f"_memo_{cls.__name__}"
+            self.names[fn] = _memoised(cls)
+            if key:
+                self.lines.append(f"{indent}a({key!r})")
+            self.lines.append(f"{indent}a({fn}({obj}))")
+            return
+        fields = attrs.fields(cls)
+        flag = self._fresh("empty")
+        self.lines.append(f"{indent}a({key + '{'!r})")
+        written: bool | None = False  # None: known only at run time, from `flag`
+        for index, field in enumerate(fields):
+            inner, _ = _field_type(cls, field.name)
+            var = self._fresh("v")
+            name = _string(field.name) + ":"
+            skippable = _skippable(cls, field)
+            self.lines.append(f"{indent}{var} = {obj}.{field.name}")
+            body = indent
+            if skippable:
+                self.lines.append(f"{indent}if {var} is not None:")
+                body = indent + "    "
+            if written is None:
+                self.lines.append(f"{body}a({name!r} if {flag} else {',' + name!r})")
+                name = ""
+            elif written:
+                name = "," + name
+            if attrs.has(inner):
+                self.emit_object(inner, var, body, key=name)
+            else:
+                if name:
+                    self.lines.append(f"{body}a({name!r})")
+                self.lines.append(f"{body}a({_value_expr(inner, var)})")
+            last = index == len(fields) - 1
+            if not skippable:
+                written = True
+            elif written is False:
+                written = None
+                if not last:
+                    self.lines.append(f"{indent}{flag} = {var} is None")
+            elif written is None and not last:
+                self.lines.append(f"{body}{flag} = False")
+        self.lines.append(f"{indent}a('}}')")
+
+    def function(self, name: str, cls: type[Any], memo: bool = True) -> str:
+        """The source of ``def name(o) -> str`` encoding a `cls` instance."""
+        self.lines.append(f"def {name}(o):")
+        self.lines.append("    p = []")
+        self.lines.append("    a = p.append")
+        self.emit_object(cls, "o", "    ", memo)
+        self.lines.append("    return ''.join(p)")
+        self.lines.append("")
+        return "\n".join(self.lines)
+
+
+def _compile(cls: type[Any], memo: bool = True) -> tuple[Callable[[Any], str], str]:
+    generator = _Generator()
+    name = f"encode_{cls.__name__}"
+    source = generator.function(name, cls, memo)
+    namespace = dict(generator.names)
+    exec(compile(source, f"<messages.encode {cls.__name__}>", "exec"), namespace)
+    function: Callable[[Any], str] = namespace[name]
+    return function, source
+
+
+def _memoised(cls: type[Any]) -> Callable[[Any], str]:
+    """An encoder of `cls` that remembers the JSON of the last few instances (by identity)."""
+    encode, _ = _compile(cls, memo=False)
+    cache: dict[int, tuple[Any, str]] = {}
+
+    def cached(value: Any) -> str:
+        hit = cache.get(id(value))
+        if hit is None or hit[0] is not value:
+            if len(cache) >= _MEMO_SIZE:
+                cache.clear()
+            hit = cache[id(value)] = (value, encode(value))
+        return hit[1]
+
+    return cached
+
+
+_encode_frontend_log, _SOURCE = _compile(records.FrontendLog)
+
+
+def encode_frontend_log(log: records.FrontendLog) -> str:
+    """Serialise one frontend log to its `protoLogs` JSON string; never differs from the wire's."""
+    return _encode_frontend_log(log)
+
+
+def generated_source() -> str:
+    """The source generated for frontend logs, for reading and debugging."""
+    return _SOURCE
