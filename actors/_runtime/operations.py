@@ -12,8 +12,9 @@ from typing import Any
 
 import pykka
 
-from actors._runtime.process import EXIT_MARGIN_S, ask, count_of, state
+from actors._runtime.process import EXIT_MARGIN_S, ask, count_of, overflowed, state
 from actors.supervisor import HostTree
+from messages.accounts import Accounts, snapshot_json
 from messages.commands import DumpState, Flush, ListHosts, ShutdownAll
 from messages.config import TelemetrySettings
 
@@ -82,35 +83,41 @@ def _dump_state(timeout_s: float) -> dict[str, Any]:
         }
     finished = listing.pop("finished")
     facade = listing.pop("facade_dropped")
+    for host, events in overflowed().items():  # refused by a full lane, on drivers' threads
+        if events:
+            drops = facade.setdefault(host, {})
+            drops["queue_full"] = drops.get("queue_full", 0) + events
     for host in set(hosts) | set(finished) | set(facade):
         entry = hosts.setdefault(host, {"live": False, "refcount": 0})
-        entry["finished_generations"] = finished.get(host, [])
+        generations = finished.get(host, [])
         entry["accounting"] = _accounting(
-            entry.get("aggregator"), finished.get(host, []), facade.get(host, {})
+            entry.get("aggregator"), generations, facade.get(host, {})
         )
+        entry["finished_generations"] = [snapshot_json(g) for g in generations]
+        if isinstance(entry.get("aggregator"), Mapping):
+            entry["aggregator"] = snapshot_json(entry["aggregator"])
     return {"hosts": hosts, "registry": listing}
+
+
+def _accounts_of(snapshot: Any) -> Accounts | None:
+    accounts = snapshot.get("accounts") if isinstance(snapshot, Mapping) else None
+    return accounts if isinstance(accounts, Accounts) else None
 
 
 def _accounting(
     live: Any, finished: list[dict[str, Any]], facade: Mapping[str, int]
 ) -> dict[str, Any]:
     """Totals over this host's live and finished trees: told = exported + dropped + pending."""
-    parts = [s for s in [live, *finished] if isinstance(s, dict) and "received" in s]
-    dropped: dict[str, int] = dict(facade)
-    for part in parts:
-        for reason, n in part["dropped"].items():
-            dropped[reason] = dropped.get(reason, 0) + n
-    received = sum(p["received"] for p in parts)
-    exported = sum(p["exported"] for p in parts)
-    pending = sum(p["pending"] for p in parts)
-    told = received + sum(facade.values())
+    parts = [a for a in map(_accounts_of, [live, *finished]) if a is not None]
+    at_facade = Accounts.of(received=sum(facade.values()), exported=0, dropped=facade, pending=0)
+    total = at_facade.plus(*parts)
     return {
-        "told": told,
-        "exported": exported,
-        "dropped": dropped,
-        "pending": pending,
-        "balanced": told == exported + sum(dropped.values()) + pending,
-        "complete": all("received" in s for s in [*finished] if isinstance(s, dict)),
+        "told": total.received,
+        "exported": total.exported,
+        "dropped": dict(total.dropped),
+        "pending": total.pending,
+        "balanced": total.balanced,
+        "complete": all(_accounts_of(s) is not None for s in finished),
     }
 
 
@@ -156,8 +163,9 @@ def shutdown(timeout_s: float | None = None) -> bool:
         for future in futures:
             result = future.get(timeout=max(0.0, deadline_s - time.monotonic()))
             # A drain cut short by the deadline reports its drops, not a timeout: both are unclean.
-            cut_short = result.get("timed_out", False) or result.get("dropped", {}).get(
-                "shutdown_timeout", 0
+            accounts = _accounts_of(result)
+            cut_short = result.get("timed_out", False) or (
+                accounts is not None and accounts.dropped_of("shutdown_timeout") > 0
             )
             clean = clean and not cut_short
     except Exception:
@@ -171,6 +179,7 @@ def shutdown(timeout_s: float | None = None) -> bool:
     with state.lock:
         if state.registry is registry:
             state.registry = None
+            state.overflowed = {}  # counted in last_report; the trees' lanes are closed now
     return clean
 
 
