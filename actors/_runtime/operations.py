@@ -90,12 +90,11 @@ def _dump_state(timeout_s: float) -> dict[str, Any]:
     for host in set(hosts) | set(finished) | set(facade):
         entry = hosts.setdefault(host, {"live": False, "refcount": 0})
         generations = finished.get(host, [])
-        entry["accounting"] = _accounting(
-            entry.get("aggregator"), generations, facade.get(host, {})
-        )
+        live = entry.get("aggregator")
+        if isinstance(live, Mapping):  # the one conversion of the accounts record to JSON
+            entry["aggregator"] = snapshot_json(live)
         entry["finished_generations"] = [snapshot_json(g) for g in generations]
-        if isinstance(entry.get("aggregator"), Mapping):
-            entry["aggregator"] = snapshot_json(entry["aggregator"])
+        entry["accounting"] = _accounting(live, generations, facade.get(host, {}))
     return {"hosts": hosts, "registry": listing}
 
 
