@@ -154,7 +154,7 @@ class AggregatorActor(GuardedActor):
             self._stats[f"invalid_{reason}"] += 1
         elif self._flag is False:
             self._ledger.drop("flag_off")
-        elif not self._drain.accepting:
+        elif self._drain.phase is not Phase.RUNNING:
             self._ledger.drop("after_shutdown")
         else:
             for emitted in self._folder.fold(context, event):
@@ -162,9 +162,8 @@ class AggregatorActor(GuardedActor):
 
     def _emit(self, emitted: Emitted) -> None:
         self._logs[emitted.kind.value] += 1
-        source = Place.OPEN if emitted.held else None
         if self._flag is False:
-            self._ledger.drop("flag_off", emitted.events, source)
+            self._ledger.drop("flag_off", emitted.events, Place.OPEN if emitted.held else None)
             return
         now_ms = int(self._wall_clock() * 1000)
         log = build_log(emitted.context, emitted.kind, emitted.log, now_ms)

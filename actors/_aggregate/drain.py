@@ -29,8 +29,3 @@ class DrainState:
     notify: Teller | None = None
     deadline_s: float = 0.0
     exporter_final: Any = None
-
-    @property
-    def accepting(self) -> bool:
-        """Whether events are still folded (not `after_shutdown`)."""
-        return self.phase is Phase.RUNNING

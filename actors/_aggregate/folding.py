@@ -8,9 +8,7 @@ the logs it completes; events folded into a statement not yet emitted are held i
 from __future__ import annotations
 
 import collections
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from actors._aggregate.ledger import Ledger, Place
 from actors._aggregate.statements import StatementAggregate, error_info, ms
@@ -24,9 +22,11 @@ from messages.records import OperationDetail, SqlDriverLog, SqlExecutionEvent
 __all__ = ["Emitted", "Folder"]
 
 
-@attrs.frozen(kw_only=True)
-class Emitted:
-    """A finished log and the told events it stands for (`held`: they waited as `OPEN`)."""
+class Emitted(NamedTuple):
+    """A finished log and the told events it stands for (`held`: they waited as `OPEN`).
+
+    A named tuple, not an attrs record: one is made per log on the aggregator's hot path.
+    """
 
     context: ConnectionContext
     kind: LogKind

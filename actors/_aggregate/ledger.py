@@ -10,12 +10,15 @@ from messages.accounts import Accounts
 __all__ = ["Ledger", "Place"]
 
 
-class Place(enum.Enum):
-    """Where pending events wait; the value is the key `dump_state()` shows."""
+class Place(enum.IntEnum):
+    """Where pending events wait (an int, so counting by place is a list index, not a hash)."""
 
-    OPEN = "open_statement_events"  # folded into a statement not yet emitted
-    QUEUED = "queued_events"  # in a log queued for export
-    IN_EXPORT = "in_export_events"  # in a batch the exporter has not settled
+    OPEN = 0  # folded into a statement not yet emitted
+    QUEUED = 1  # in a log queued for export
+    IN_EXPORT = 2  # in a batch the exporter has not settled
+
+
+_SHOWN = ("open_statement_events", "queued_events", "in_export_events")  # by Place, in dumps
 
 
 class Ledger:
@@ -33,7 +36,7 @@ class Ledger:
         self.received = 0
         self.exported = 0
         self._dropped: collections.Counter[str] = collections.Counter()
-        self._held = dict.fromkeys(Place, 0)
+        self._held = [0] * len(Place)
 
     def receive(self, events: int = 1) -> None:
         """`events` told events arrived; each must then be held, dropped or exported."""
@@ -73,7 +76,7 @@ class Ledger:
     @property
     def pending(self) -> int:
         """Events waiting anywhere."""
-        return sum(self._held.values())
+        return sum(self._held)
 
     @property
     def unplaced(self) -> int:
@@ -96,4 +99,4 @@ class Ledger:
 
     def pending_detail(self) -> dict[str, int]:
         """Pending events by place."""
-        return {place.value: events for place, events in self._held.items()}
+        return dict(zip(_SHOWN, self._held, strict=True))

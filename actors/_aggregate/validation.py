@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import typing
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -56,59 +57,56 @@ def _bad_ms(value: object) -> bool:
     return True
 
 
-def _bad_int(value: object, low: int, high: int) -> bool:
-    return type(value) is not int or not low <= value < high
-
-
 _MISSING = object()
-_Field = tuple[str, type[Any], bool]  # name, declared type without None, whether None is allowed
-_FIELDS: dict[type[Any], tuple[_Field, ...]] = {}
+_Check = Callable[[object], bool]  # True when the value is bad
+_Rule = tuple[str, _Check, bool]  # field name, its check, whether None is allowed
+_RULES: dict[tuple[type[Any], bool], tuple[_Rule, ...]] = {}
 
 
-def _fields(cls: type[Any]) -> tuple[_Field, ...]:
-    """Each field of an attrs class with its declared type (cached per class)."""
-    found = _FIELDS.get(cls)
+def _rules(cls: type[Any], in_event: bool) -> tuple[_Rule, ...]:
+    """The checks of an attrs class's fields, made once per class from its annotations."""
+    found = _RULES.get((cls, in_event))
     if found is None:
         hints = typing.get_type_hints(cls)
-        found = _FIELDS[cls] = tuple(_field(f.name, hints[f.name]) for f in attrs.fields(cls))
+        found = _RULES[(cls, in_event)] = tuple(
+            _rule(f.name, hints[f.name], in_event)
+            for f in attrs.fields(cls)
+            if f.name not in _FREE_TEXT
+        )
     return found
 
 
-def _field(name: str, hint: Any) -> _Field:
+def _rule(name: str, hint: Any, in_event: bool) -> _Rule:
     members = typing.get_args(hint) or (hint,)
-    wanted = next(t for t in members if t is not type(None))
-    return name, wanted, type(None) in members
+    wanted: type[Any] = next(t for t in members if t is not type(None))
+    return name, _check_for(name, wanted, in_event), type(None) in members
 
 
-def _bad_value(name: str, wanted: type[Any], value: object, in_event: bool) -> bool:
+def _check_for(name: str, wanted: type[Any], in_event: bool) -> _Check:
     if attrs.has(wanted):
-        return type(value) is not wanted or _first_bad(value, wanted, in_event=False) is not None
+        return lambda v: type(v) is not wanted or _first_bad(v, wanted, in_event=False) is not None
     if wanted is str:
-        return _bad_id(value) if in_event and name.endswith(("_id", "_name")) else _bad_str(value)
+        return _bad_id if in_event and name.endswith(("_id", "_name")) else _bad_str
     if wanted is float:
-        return _bad_ms(value)
+        return _bad_ms
     if wanted is int:
         low, high = _INT_RANGES.get(name, (0, 2**31)) if in_event else (0, _INT63)
-        return _bad_int(value, low, high)
+        return lambda v: type(v) is not int or not low <= v < high
     if wanted is bool:
-        return type(value) is not bool
+        return lambda v: type(v) is not bool
     if issubclass(wanted, enum.Enum):
-        return not isinstance(value, wanted)
-    return True  # a field type this check does not know: refuse rather than guess
+        return lambda v: not isinstance(v, wanted)
+    return lambda v: True  # a field type this check does not know: refuse rather than guess
 
 
 def _first_bad(value: object, cls: type[Any], *, in_event: bool) -> str | None:
-    for name, wanted, optional in _fields(cls):
-        if name in _FREE_TEXT:
-            continue
+    for name, bad, optional in _rules(cls, in_event):
         item = getattr(value, name, _MISSING)  # an instance made without __init__ may lack one
-        if item is _MISSING:
-            return name
         if item is None:
             if optional:
                 continue
             return name
-        if _bad_value(name, wanted, item, in_event):
+        if item is _MISSING or bad(item):
             return name
     return None
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from actors._aggregate.batching import ExportQueue
-from actors._aggregate.drain import DrainState, Phase
 from actors._aggregate.folding import Folder
 from actors._aggregate.ledger import Ledger, Place
 from actors._aggregate.statements import build_log
@@ -206,8 +205,3 @@ def test_a_full_export_queue_drops_a_statement_from_where_it_was_held() -> None:
     assert not queue.add(CONTEXT, _log(1), 2, held=True)
     assert ledger.held(Place.OPEN) == 0 and ledger.balanced
     assert ledger.accounts().dropped == (("queue_full", 2),)
-
-
-def test_only_a_running_aggregator_accepts_events() -> None:
-    assert DrainState().accepting
-    assert [DrainState(phase=p).accepting for p in Phase] == [True, False, False, False]
