@@ -98,13 +98,11 @@ class AggregatorActor(GuardedActor):
         taken = self._receive_all(self._lane.take()) if len(self._lane) else 0
         match message:
             case _LaneTick():
-                self._lane_tick_pending = False
-                self._after_lane(taken)
+                self._after_lane(taken, tick=True)
             case _ if message is LANE_WAKE:
                 self._after_lane(taken)
             case FlushTick():
-                self._schedule_tick()
-                self._send_batches()
+                self._on_tick()
             case BatchSettled():
                 self._on_settled(message)
             case FlagDecided(enabled=enabled):
@@ -114,8 +112,7 @@ class AggregatorActor(GuardedActor):
             case Drain():
                 self._on_drain(message)
             case Drained(snapshot=exporter_final):
-                self._drain.exporter_final = exporter_final
-                self._finish_drain()
+                self._finish_drain(exporter_final)
             case Abandon():
                 self._on_abandon()
             case DumpState():
@@ -138,8 +135,10 @@ class AggregatorActor(GuardedActor):
                 logger.debug("aggregator: handler error on an event", exc_info=True)
         return len(items)
 
-    def _after_lane(self, taken: int) -> None:
+    def _after_lane(self, taken: int, *, tick: bool = False) -> None:
         """Keep looking at the lane while events arrive; when it is quiet, be woken again."""
+        if tick:
+            self._lane_tick_pending = False
         if not taken and self._lane.quiet():
             return
         self._receive_all(self._lane.take())
@@ -211,6 +210,10 @@ class AggregatorActor(GuardedActor):
             self._exported_logs += settled.exported_logs
             self._send_batches()  # logs held back for want of room may go now
 
+    def _on_tick(self) -> None:
+        self._schedule_tick()
+        self._send_batches()
+
     def _schedule_tick(self) -> None:
         self._tick = self._timer.schedule(
             self._settings.flush_interval_s, self.actor_ref, FlushTick()
@@ -247,7 +250,9 @@ class AggregatorActor(GuardedActor):
         self._queue.abandon_in_export("shutdown_timeout")
         self._finish_drain()
 
-    def _finish_drain(self) -> None:
+    def _finish_drain(self, exporter_final: Any = None) -> None:
+        if exporter_final is not None:
+            self._drain.exporter_final = exporter_final
         notify = self._drain.notify
         if notify is None or self._drain.phase is Phase.CLOSED:
             return

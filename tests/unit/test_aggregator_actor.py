@@ -7,6 +7,7 @@ A `Recorder` stands in for the exporter (the test plays its part by telling `Bat
 from __future__ import annotations
 
 import json
+import logging
 import math
 import pathlib
 from collections.abc import Callable
@@ -612,6 +613,25 @@ def test_invalid_events_are_counted_and_never_corrupt_the_batch(
     assert state["received"] == invalid + 9  # the two told non-events are not driver events
     assert state["stats"]["unknown_commands"] == 2
     assert state["handler_errors"] == 0
+
+
+def test_an_unknown_command_is_logged_at_debug_and_not_counted_as_an_event(
+    start: Callable[..., Harness], caplog: pytest.LogCaptureFixture
+) -> None:
+    agg = start()
+    with caplog.at_level(logging.DEBUG, logger="actors"):
+        agg.ref.tell((make_context(), ev.ConnectionOpened(session_id="s-1")))  # not the lane
+        agg.ref.tell(Hostile())
+        state = agg.snapshot()
+
+    assert (state["received"], state["dropped"]) == (0, {})
+    assert state["stats"] == {"unknown_commands": 2}
+    ours = [r for r in caplog.records if r.name.startswith("actors")]
+    assert [r.levelno for r in ours] == [logging.DEBUG] * 2
+    assert [r.getMessage() for r in ours] == [
+        "aggregator: ignored an unknown tuple",
+        "aggregator: ignored an unknown Hostile",
+    ]
 
 
 # --- bounds -------------------------------------------------------------------------------------
