@@ -77,8 +77,8 @@ class EventLane:
 
         A full lane refuses as `queue_full` (drivers racing past the length check may overshoot
         the capacity by one item each), counted per host by `process.overflow`; a closed one as
-        `after_shutdown`. A driver that finds the
-        lane closed only after appending takes back what is left, so nothing waits unread.
+        `after_shutdown`. A driver that finds the lane closed only after appending takes back
+        what is left, so nothing waits unread.
         """
         items = self._items
         if self.closed:
