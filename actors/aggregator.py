@@ -1,57 +1,53 @@
 """AggregatorActor: one frontend log per statement, batched per connection, with exact accounts.
 
-It receives ``(ConnectionContext, event)`` tuples from driver threads, folds statement events
-into one log per statement, holds logs until the feature flag is known, and hands batches to the
-exporter. It is the host's accountant: at every message boundary
+Driver events arrive through the host's `EventLane`; the actor takes them before each message it
+handles. Its parts are plain and tested on their own: a `Folder` folds events into logs, an
+`ExportQueue` holds logs and bounds the batches at the exporter, the `Ledger` counts, and a
+`DrainState` holds the final drain's phase. At every message boundary
 ``received == exported + sum(dropped) + pending`` holds, and its snapshot says so.
 """
 
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import time
 import typing
 from typing import Any
 
-from actors._aggregate.batching import Queued, take_batches
-from actors._aggregate.statements import (
-    StatementAggregate,
-    build_log,
-    error_info,
-    invalid_reason,
-    ms,
-)
-from actors._export.classify import ErrorKind, classify_status
-from actors._runtime.base import LANE_WAKE, ExpressInbox, GuardedActor
+from actors._aggregate.batching import ExportQueue
+from actors._aggregate.drain import DrainState, Phase
+from actors._aggregate.folding import Emitted, Folder
+from actors._aggregate.ledger import Ledger, Place
+from actors._aggregate.statements import build_log
+from actors._aggregate.validation import invalid_reason
+from actors._runtime.base import GuardedActor
+from actors._runtime.lane import LANE_WAKE, EventLane, ExpressInbox, LaneItem
 from actors._runtime.timer import Timer
-from messages import events as ev
 from messages.commands import (
     Abandon,
     BatchSettled,
-    ConnectionContext,
     Drain,
     Drained,
     DumpState,
-    ExportBatch,
     FlagDecided,
     Flush,
     FlushTick,
     Teller,
 )
 from messages.config import TelemetrySettings
-from messages.enums import OperationType
-from messages.privacy import LogKind
-from messages.records import OperationDetail, SqlDriverLog, SqlExecutionEvent
 
 __all__ = ["AggregatorActor"]
 
 logger = logging.getLogger("actors.aggregator")
 
-# While driver events keep arriving the aggregator looks at its express lane this often, so
-# driver threads need not wake it per event; a quiet lane goes back to being woken by the next one.
+# While driver events keep arriving the aggregator looks at its lane this often, so driver
+# threads need not wake it per event; a quiet lane goes back to being woken by the next one.
 _LANE_INTERVAL_S = 0.005
+
+
+class _LaneTick:
+    """Timer fact: look at the lane again."""
 
 
 class AggregatorActor(GuardedActor):
@@ -75,321 +71,148 @@ class AggregatorActor(GuardedActor):
         self._timer = timer
         self._wall_clock = wall_clock
         self._flag: bool | None = None
-        self._statements: dict[str, StatementAggregate] = {}
-        self._statement_events = 0
-        self._queue: collections.deque[Queued] = collections.deque()
-        self._queued_events = 0
-        self._in_export: dict[int, int] = {}
-        self._batch_ids = itertools.count(1)
-        self._received = 0
-        self._exported = 0
-        self._exported_logs = 0
-        self._dropped: collections.Counter[str] = collections.Counter()
-        self._logs: collections.Counter[str] = collections.Counter()
+        self._ledger = Ledger()
         self._stats: collections.Counter[str] = collections.Counter()
-        self._drain_notify: Teller | None = None
-        self._drain_waits_for_flag: float | None = None
-        self._exporter_final: Any = None
+        self._logs: collections.Counter[str] = collections.Counter()
+        self._folder = Folder(self._ledger, settings.max_pending_statements, self._stats)
+        self._queue = ExportQueue(self._ledger, settings)
+        self._exported_logs = 0
+        self._drain = DrainState()
         self._tick: Any = None
-        self._lane = typing.cast(ExpressInbox, self.actor_inbox)
         self._lane_tick_pending = False
-        self._export_backlogged = False
-        self._held_flushes: list[Flush] = []
+        self._held_flushes: list[Flush] = []  # told before the flag was known
+        self._forward: list[Flush | Drain] = []  # for the exporter once the queue is empty
+        ref = self.actor_ref
+        self._lane = EventLane(settings.lane_capacity, lambda: ref.tell(LANE_WAKE))
+        typing.cast(ExpressInbox, self.actor_inbox).lane = self._lane
 
     def on_start(self) -> None:
         """Start the flush interval timer."""
         self._schedule_tick()
 
     def on_stop(self) -> None:
-        """Events told from now on are counted by the facade as dropped."""
-        self._lane.closed = True
+        """Refuse events from now on; any still in the lane are counted as `after_shutdown`."""
+        self._receive_all(self._lane.close())
 
     def handle(self, message: Any) -> Any:
-        taken = self._take_lane() if self._lane.events else 0
+        taken = self._receive_all(self._lane.take()) if len(self._lane) else 0
         match message:
-            case (ConnectionContext() as context, event):
-                self._receive(context, event)
             case _LaneTick():
-                self._lane_tick_pending = False
-                self._after_lane(taken)
+                self._after_lane(taken, tick=True)
             case _ if message is LANE_WAKE:
                 self._after_lane(taken)
             case FlushTick():
-                self._schedule_tick()
-                self._send_batches()
+                self._on_tick()
             case BatchSettled():
                 self._on_settled(message)
             case FlagDecided(enabled=enabled):
-                self._flag = enabled
-                if not enabled:
-                    while self._queue:
-                        self._drop_queued("flag_off")
-                else:  # a flush that waited for the flag hands over everything
-                    self._send_batches(force=bool(self._held_flushes))
-                for held in self._held_flushes:
-                    self._exporter.tell(held)
-                self._held_flushes.clear()
-                if self._drain_waits_for_flag is not None:
-                    self._export_and_drain(self._drain_waits_for_flag)
+                self._on_flag(enabled)
             case Flush():
-                if self._flag is None and self._queue:  # nothing can go before the flag is known
-                    self._held_flushes.append(message)
-                else:
-                    self._send_batches(force=True)
-                    self._exporter.tell(message)
+                self._on_flush(message)
             case Drain():
-                self._drain(message)
+                self._on_drain(message)
             case Drained(snapshot=exporter_final):
-                self._exporter_final = exporter_final
-                self._finish_drain()
+                self._finish_drain(exporter_final)
             case Abandon():
-                self._drain_waits_for_flag = None
-                while self._queue:  # the flag never came: the server's wish is unknown
-                    self._drop_queued("flag_unknown")
-                for held in self._held_flushes:
-                    if held.reply is not None:
-                        held.reply.set(False)
-                self._held_flushes.clear()
-                for batch_id, events in list(self._in_export.items()):
-                    self._dropped["shutdown_timeout"] += events
-                    del self._in_export[batch_id]
-                self._finish_drain()
+                self._on_abandon()
             case DumpState():
                 return self.snapshot()
-            case _:
-                self._received += 1
-                self._dropped["invalid_event"] += 1
-                logger.debug(
-                    "aggregator: dropped a %s that is not an event", type(message).__name__
-                )
+            case _:  # not a command of this actor, and not a driver event either
+                self._stats["unknown_commands"] += 1
+                logger.debug("aggregator: ignored an unknown %s", type(message).__name__)
         return None
 
     # --- events -----------------------------------------------------------------------------
 
-    def _receive(self, context: ConnectionContext, event: object) -> None:
-        self._received += 1
-        try:
-            self._on_event(context, event)
-        except Exception:  # a bug: count the event as dropped so the accounts balance
-            self._dropped["handler_error"] += max(0, self._unaccounted())
-            raise
-
-    def _take_lane(self) -> int:
-        """Handle every event waiting in the express lane, oldest first."""
-        events = self._lane.events
-        taken = 0
-        while events:
-            context, event = events.popleft()
-            taken += 1
+    def _receive_all(self, items: list[LaneItem]) -> int:
+        for context, event in items:
+            self._ledger.receive()
             try:
-                self._receive(context, event)
-            except Exception:  # counted like a handler error of a told message
+                self._on_event(context, event)
+            except Exception:  # a bug: count the event as dropped so the accounts balance
+                self._ledger.drop_unplaced("handler_error")
                 self.handler_errors += 1
                 logger.debug("aggregator: handler error on an event", exc_info=True)
-        return taken
+        return len(items)
 
-    def _after_lane(self, taken: int) -> None:
+    def _after_lane(self, taken: int, *, tick: bool = False) -> None:
         """Keep looking at the lane while events arrive; when it is quiet, be woken again."""
-        if not taken:
-            self._lane.scheduled = False
-            if not self._lane.events:
-                return
-            self._lane.scheduled = True  # a driver appended, seeing `scheduled` still set
-            self._take_lane()
+        if tick:
+            self._lane_tick_pending = False
+        if not taken and self._lane.quiet():
+            return
+        self._receive_all(self._lane.take())
         if not self._lane_tick_pending:
             self._lane_tick_pending = True
             self._timer.schedule(_LANE_INTERVAL_S, self.actor_ref, _LaneTick())
 
-    def _on_event(self, context: ConnectionContext, event: object) -> None:
+    def _on_event(self, context: Any, event: object) -> None:
         reason = invalid_reason(event)
         if reason is not None:
-            self._dropped["invalid_event"] += 1
+            self._ledger.drop("invalid_event")
             self._stats[f"invalid_{reason}"] += 1
-            return
+        elif self._flag is False:
+            self._ledger.drop("flag_off")
+        elif self._drain.phase is not Phase.RUNNING:
+            self._ledger.drop("after_shutdown")
+        else:
+            for emitted in self._folder.fold(context, event):
+                self._emit(emitted)
+
+    def _emit(self, emitted: Emitted) -> None:
+        self._logs[emitted.kind.value] += 1
         if self._flag is False:
-            self._dropped["flag_off"] += 1
-            return
-        if self._drain_notify is not None:
-            self._dropped["after_shutdown"] += 1
-            return
-        match event:
-            case ev.StatementStarted():
-                st = self._statement(context, event.statement_id)
-                st.session_id = event.session_id
-                st.statement_type = event.statement_type
-                st.operation_type = event.operation_type
-            case ev.OperationPolled():
-                st = self._statement(context, event.statement_id)
-                st.polls += 1
-                st.poll_ms += event.latency_ms
-            case ev.ChunkDownloaded():
-                self._statement(context, event.statement_id).add_chunk(event)
-            case ev.StatementCompleted():
-                self._statement(context, event.statement_id).done = event
-                self._count_statement_event()
-                self._emit_statement(event.statement_id)
-                return
-            case ev.StatementCancelled() | ev.StatementClosed():
-                closing = self._statements.get(event.statement_id)
-                if closing is not None:
-                    closing.events += 1
-                    self._count_statement_event()
-                    self._emit_statement(event.statement_id)
-                else:  # closing an already-emitted statement: a CLOSE_STATEMENT log of its own
-                    self._emit(context, LogKind.CLOSE, self._close_log(None, event), 1)
-                return
-            case ev.ErrorOccurred():
-                self._on_error(context, event)
-                return
-            case ev.ConnectionOpened():
-                log = SqlDriverLog(
-                    session_id=event.session_id,
-                    system_configuration=event.system_configuration or context.system_configuration,
-                    driver_connection_params=event.connection_params,
-                    auth_type=event.auth_type,
-                    operation_latency_ms=ms(event.latency_ms),
-                )
-                self._emit(context, LogKind.CONNECTION, log, 1)
-                return
-            case ev.ConnectionClosed():
-                for statement_id in [
-                    s.statement_id
-                    for s in self._statements.values()
-                    if s.session_id == event.session_id
-                ]:
-                    self._emit_statement(statement_id)
-                self._emit(context, LogKind.CLOSE, self._close_log(event.session_id, event), 1)
-                return
-        self._count_statement_event()
-
-    def _count_statement_event(self) -> None:
-        """The event just folded into a pending statement: it is pending until emitted."""
-        self._statement_events += 1
-
-    def _statement(self, context: ConnectionContext, statement_id: str) -> StatementAggregate:
-        st = self._statements.get(statement_id)
-        if st is None:
-            if len(self._statements) >= self._settings.max_pending_statements:
-                self._stats["evicted_early"] += 1
-                self._emit_statement(next(iter(self._statements)))
-            st = self._statements[statement_id] = StatementAggregate(context, statement_id)
-        st.events += 1
-        return st
-
-    def _emit_statement(self, statement_id: str) -> None:
-        st = self._statements.pop(statement_id)
-        self._statement_events -= st.events
-        kind, log = st.driver_log()
-        self._emit(st.context, kind, log, st.events)
-
-    def _on_error(self, context: ConnectionContext, error: ev.ErrorOccurred) -> None:
-        retryable = error.retryable
-        if retryable is None and error.http_status is not None:
-            retryable = classify_status(error.http_status) is ErrorKind.RETRYABLE
-        st = self._statements.get(error.statement_id) if error.statement_id else None
-        if st is not None and retryable:  # held until its statement completes
-            st.error = error
-            st.events += 1
-            self._statement_events += 1
-            return
-        if st is not None:  # terminal: the statement ends here, with its error, right away
-            st.error = error
-            st.events += 1
-            self._statement_events += 1
-            self._emit_statement(st.statement_id)
-            return
-        log = SqlDriverLog(
-            session_id=error.session_id,
-            sql_statement_id=error.statement_id,
-            system_configuration=context.system_configuration,
-            error_info=error_info(error),
-        )
-        self._emit(context, LogKind.ERROR, log, 1)
-
-    @staticmethod
-    def _close_log(session_id: str | None, event: Any) -> SqlDriverLog:
-        is_session = isinstance(event, ev.ConnectionClosed)
-        operation = OperationType.DELETE_SESSION if is_session else OperationType.CLOSE_STATEMENT
-        if isinstance(event, ev.StatementCancelled):
-            operation = OperationType.CANCEL_STATEMENT
-        return SqlDriverLog(
-            session_id=session_id,
-            sql_statement_id=None if is_session else event.statement_id,
-            sql_operation=SqlExecutionEvent(
-                operation_detail=OperationDetail(operation_type=operation)
-            ),
-            operation_latency_ms=ms(event.latency_ms) if is_session else None,
-        )
-
-    # --- queue and batches ------------------------------------------------------------------
-
-    def _emit(
-        self, context: ConnectionContext, kind: LogKind, log: SqlDriverLog, events: int
-    ) -> None:
-        self._logs[kind.value] += 1
-        if self._flag is False:
-            self._dropped["flag_off"] += events
-            return
-        if len(self._queue) >= self._settings.max_queued_logs:
-            self._dropped["queue_full"] += events
+            self._ledger.drop("flag_off", emitted.events, Place.OPEN if emitted.held else None)
             return
         now_ms = int(self._wall_clock() * 1000)
-        self._queue.append((context, build_log(context, kind, log, now_ms), events))
-        self._queued_events += events
-        if self._flag and len(self._queue) >= self._settings.batch_size:
+        log = build_log(emitted.context, emitted.kind, emitted.log, now_ms)
+        added = self._queue.add(emitted.context, log, emitted.events, emitted.held)
+        if added and self._flag and self._queue.full_batches():
             self._send_batches()
 
-    def _drop_queued(self, reason: str) -> None:
-        _, _, events = self._queue.popleft()
-        self._queued_events -= events
-        self._dropped[reason] += events
+    # --- flag, flushes and batches ----------------------------------------------------------
 
-    def _send_batches(self, *, force: bool = False) -> None:
-        """Hand queued logs to the exporter, with at most `max_pending_batches` unsettled.
+    def _on_flag(self, enabled: bool) -> None:
+        self._flag = enabled
+        if not enabled:
+            self._queue.drop_all("flag_off")
+        self._forward[:0] = self._held_flushes  # a flush that waited for the flag goes now
+        self._held_flushes.clear()
+        if self._drain.phase is Phase.AWAITING_FLAG:
+            self._export_and_drain()
+        self._send_batches()
 
-        pykka inboxes are unbounded, so this is where the exporter's backlog is bounded: logs
-        that do not fit wait in this actor's bounded queue (overflowing as `queue_full`) until
-        a batch settles. A flush or the final drain (`force`) hands over all that is queued.
+    def _on_flush(self, flush: Flush) -> None:
+        if self._flag is None and self._queue.logs:  # nothing can go before the flag is known
+            self._held_flushes.append(flush)
+            return
+        self._forward.append(flush)
+        self._send_batches()
+
+    def _send_batches(self) -> None:
+        """Hand batches to the exporter, never more than `max_pending_batches` unsettled.
+
+        While a flush or the drain waits, what is handed over is pushed past the rate limit,
+        and the waiting commands go on to the exporter once nothing is left queued here.
         """
-        if not self._flag or not self._queue:
-            return
-        if force:
-            room = len(self._queue)
-        else:
-            room = self._settings.max_pending_batches - len(self._in_export)
-        self._export_backlogged = room <= 0
-        if room <= 0:
-            return
-        batches = take_batches(self._queue, self._settings.batch_size)
-        for context, items in batches:
-            batch_id = next(self._batch_ids)
-            counts = tuple(n for _, n in items)
-            self._in_export[batch_id] = sum(counts)
-            self._queued_events -= self._in_export[batch_id]
-            self._exporter.tell(
-                ExportBatch(
-                    batch_id=batch_id,
-                    context=context,
-                    logs=tuple(log for log, _ in items),
-                    event_counts=counts,
-                    reply_to=self.actor_ref,
-                )
-            )
-            room -= 1
-            if room <= 0:
-                batches.close()  # what it did not hand out goes back to the queue
-                self._export_backlogged = bool(self._queue)
-                break
+        batches = self._queue.take(self.actor_ref) if self._flag else []
+        for batch in batches:
+            self._exporter.tell(batch)
+        if self._forward and self._queue.logs:  # more to come: push what the exporter has now
+            self._exporter.tell(Flush(reply=None))
+        if not self._queue.logs:
+            for command in self._forward:
+                self._exporter.tell(command)
+            self._forward.clear()
 
     def _on_settled(self, settled: BatchSettled) -> None:
-        if self._in_export.pop(settled.batch_id, None) is None:
-            return  # abandoned at shutdown: already counted
-        self._exported += settled.exported_events
-        self._exported_logs += settled.exported_logs
-        for reason, events in settled.dropped.items():
-            self._dropped[reason] += events
-        if self._export_backlogged:  # logs held back for want of room may go now
-            self._send_batches()
+        if self._queue.settle(settled):
+            self._exported_logs += settled.exported_logs
+            self._send_batches()  # logs held back for want of room may go now
+
+    def _on_tick(self) -> None:
+        self._schedule_tick()
+        self._send_batches()
 
     def _schedule_tick(self) -> None:
         self._tick = self._timer.schedule(
@@ -398,72 +221,63 @@ class AggregatorActor(GuardedActor):
 
     # --- final drain ------------------------------------------------------------------------
 
-    def _drain(self, message: Drain) -> None:
-        self._drain_notify = message.notify
+    def _on_drain(self, message: Drain) -> None:
+        if self._drain.phase is not Phase.RUNNING:
+            return
+        self._drain.notify, self._drain.deadline_s = message.notify, message.deadline_s
         if self._tick is not None:
             self._tick.cancel()
-        for statement_id in list(self._statements):
-            self._emit_statement(statement_id)
+        for emitted in self._folder.finish_all():
+            self._emit(emitted)
         if self._flag is None:  # a short-lived process: wait for the flag, up to the deadline
-            self._drain_waits_for_flag = message.deadline_s
+            self._drain.phase = Phase.AWAITING_FLAG
             return
-        self._export_and_drain(message.deadline_s)
+        self._export_and_drain()
 
-    def _export_and_drain(self, deadline_s: float) -> None:
-        self._drain_waits_for_flag = None
-        self._send_batches(force=True)
-        self._exporter.tell(Drain(deadline_s=deadline_s, notify=self.actor_ref))
+    def _export_and_drain(self) -> None:
+        self._drain.phase = Phase.DRAINING
+        self._forward.append(Drain(deadline_s=self._drain.deadline_s, notify=self.actor_ref))
+        self._send_batches()
 
-    def _finish_drain(self) -> None:
-        notify, self._drain_notify = self._drain_notify, None
-        if notify is not None:
-            self._drain_notify = _Closed()
-            # Close the lane before the final accounts: later events are counted by the facade,
-            # and those already in it are received here (as after_shutdown) and so in the accounts.
-            self._lane.closed = True
-            self._take_lane()
-            final = self.snapshot()
-            if self._exporter_final is not None:
-                final["exporter"] = dict(self._exporter_final)
-            notify.tell(Drained(snapshot=final))
+    def _on_abandon(self) -> None:
+        """The deadline passed: whatever is still queued or at the exporter is dropped now."""
+        self._queue.drop_all("flag_unknown" if self._flag is None else "shutdown_timeout")
+        for held in [*self._held_flushes, *self._forward]:
+            if isinstance(held, Flush) and held.reply is not None:
+                held.reply.set(False)
+        self._held_flushes.clear()
+        self._forward.clear()
+        self._queue.abandon_in_export("shutdown_timeout")
+        self._finish_drain()
 
-    def _unaccounted(self) -> int:
-        pending = self._statement_events + self._queued_events + sum(self._in_export.values())
-        return self._received - self._exported - sum(self._dropped.values()) - pending
+    def _finish_drain(self, exporter_final: Any = None) -> None:
+        if exporter_final is not None:
+            self._drain.exporter_final = exporter_final
+        notify = self._drain.notify
+        if notify is None or self._drain.phase is Phase.CLOSED:
+            return
+        self._drain.phase = Phase.CLOSED
+        # Close the lane before the final accounts: later events are counted by the facade,
+        # and those already in it are received here (as after_shutdown) and so in the accounts.
+        self._receive_all(self._lane.close())
+        final = self.snapshot()
+        if self._drain.exporter_final is not None:
+            final["exporter"] = dict(self._drain.exporter_final)
+        notify.tell(Drained(snapshot=final))
 
     def snapshot(self) -> dict[str, Any]:
-        """The host's accounts and buffers; `balanced` checks the accounting identity."""
-        in_export = sum(self._in_export.values())
-        pending = self._statement_events + self._queued_events + in_export
-        dropped = sum(self._dropped.values())
+        """The host's accounts (one `Accounts` record) and buffers."""
         return {
-            "received": self._received,
-            "exported": self._exported,
-            "dropped": dict(self._dropped),
-            "pending": pending,
-            "pending_detail": {
-                "open_statement_events": self._statement_events,
-                "queued_events": self._queued_events,
-                "in_export_events": in_export,
-            },
-            "balanced": self._received == self._exported + dropped + pending,
-            "open_statements": len(self._statements),
-            "queued_logs": len(self._queue),
-            "in_flight_batches": len(self._in_export),
+            "accounts": self._ledger.accounts(),
+            "pending_detail": self._ledger.pending_detail(),
+            "open_statements": len(self._folder.statements),
+            "queued_logs": len(self._queue.logs),
+            "in_flight_batches": len(self._queue.in_export),
             "exported_logs": self._exported_logs,
             "logs_emitted": dict(self._logs),
             "flag": {None: "unknown", True: "on", False: "off"}[self._flag],
+            "phase": self._drain.phase.value,
+            "lane_events": len(self._lane),
             "stats": dict(self._stats),
             "handler_errors": self.handler_errors,
         }
-
-
-class _LaneTick:
-    """Timer fact: look at the express lane again."""
-
-
-class _Closed:
-    """Marks a finished drain: later events count as `after_shutdown`."""
-
-    def tell(self, message: Any) -> None:
-        """Nothing listens any more."""

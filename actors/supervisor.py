@@ -112,12 +112,12 @@ class HostSupervisor(GuardedActor):
                 logger.debug("supervisor: unexpected message %r", type(message))
         return None
 
-    def _finish(self, accounts: Mapping[str, Any] | None) -> None:
+    def _finish(self, snapshot: Mapping[str, Any] | None) -> None:
         if self._finished:
             return
         self._finished = True
         final = TreeFinal(
-            generation=self._generation, accounts=accounts, breaker=_final_breaker(accounts)
+            generation=self._generation, snapshot=snapshot, breaker=_final_breaker(snapshot)
         )
         for child in self._children:
             child.stop(block=False)

@@ -1,9 +1,10 @@
 """The driver-facing entry point: `connect()` a host, `tell()` events, `close()`.
 
 Everything here is safe from any driver thread. After setup nothing raises into the driver:
-`Connection.tell()` does no I/O, takes no lock and returns a bool. Only explicitly invalid input
-passed in code (a bad host, bad `TelemetrySettings`, a bad `DriverInfo`) raises `ValueError`,
-from `connect()`, before any thread starts.
+`Connection.tell()` does no I/O, takes no lock and returns a bool: it offers the event to the
+host's `EventLane`, whose module states the rule for every cell threads share. Only explicitly
+invalid input passed in code (a bad host, bad `TelemetrySettings`, a bad `DriverInfo`) raises
+`ValueError`, from `connect()`, before any thread starts.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from actors._export.http import (
     new_pool_manager,
 )
 from actors._runtime import operations
-from actors._runtime.base import LANE_WAKE, ExpressInbox
 from actors._runtime.hosts import HostAddress, normalise_host
+from actors._runtime.lane import EventLane
 from actors._runtime.operations import dump_state, flush, shutdown
 from actors._runtime.process import ASK_TIMEOUT_S, ask, drop, state
 from actors.registry import RegistryActor
@@ -95,7 +96,6 @@ class Connection:
         "_flag",
         "_generation",
         "_lane",
-        "_tell",
         "host",
     )
 
@@ -105,17 +105,16 @@ class Connection:
         self._closed = False
         self._epoch = state.epoch
         self._context: ConnectionContext | None = None
-        self._tell: Any = None
-        self._lane: ExpressInbox | None = None
+        self._lane: EventLane | None = None
         self._alive: Any = None
         self._flag: Any = None
         self._generation = 0
 
     def _bind(self, context: ConnectionContext, lease: HostLease) -> None:
         self._context = context
-        self._tell = lease.aggregator.tell
         inbox = getattr(lease.aggregator, "actor_inbox", None)
-        self._lane = inbox if isinstance(inbox, ExpressInbox) else None
+        lane = getattr(inbox, "lane", None)
+        self._lane = lane if isinstance(lane, EventLane) else None
         self._alive = lease.aggregator.is_alive
         self._flag = lease.flag
         self._generation = lease.generation
@@ -123,9 +122,11 @@ class Connection:
     @property
     def enabled(self) -> bool:
         """Whether events told now may be exported (False when disabled, closed, or flag off)."""
-        flag, alive = self._flag, self._alive
+        flag, alive, lane = self._flag, self._alive, self._lane
         return (
-            alive is not None
+            lane is not None
+            and not lane.closed
+            and alive is not None
             and alive()
             and not self._closed
             and (flag is None or flag.enabled is not False)
@@ -136,23 +137,13 @@ class Connection:
         try:
             if self._epoch != state.epoch:
                 self._rebind_after_fork()
-            if self._tell is None:
+            lane, context = self._lane, self._context
+            if lane is None or context is None:
                 return False
             if self._closed:
                 drop(self.host, "after_close")
                 return False
-            lane = self._lane
-            if lane is None:
-                self._tell((self._context, event))
-                return True
-            if lane.closed:
-                drop(self.host, "after_shutdown")
-                return False
-            lane.events.append((self._context, event))
-            if not lane.scheduled:  # the aggregator is not looking at its lane: wake it
-                lane.scheduled = True
-                self._tell(LANE_WAKE)
-            return True
+            return lane.offer((context, event))
         except Exception:
             drop(self.host, "after_shutdown")
             return False
@@ -163,7 +154,7 @@ class Connection:
             return
         self._closed = True
         try:
-            if self._tell is None or self._context is None or self._epoch != state.epoch:
+            if self._lane is None or self._context is None or self._epoch != state.epoch:
                 return
             registry = state.registry
             if registry is not None:
@@ -185,7 +176,6 @@ class Connection:
 
     def _rebind_after_fork(self) -> None:
         self._epoch = state.epoch
-        self._tell = None
         self._lane = None
         if not self._closed:
             _open(self, *self._args)

@@ -64,6 +64,9 @@ class Tree:
         ]
         if not wait_flags({endpoint.host_port: True}, 10.0):
             raise RuntimeError("feature flag not fetched within 10 s")
+        # The host's accounting also holds earlier trees and events a full lane refused at the
+        # facade (never received by an aggregator): this tree's share is what it adds from now.
+        self._base = dict(self.report().get("accounting", {}))
 
     def report(self) -> dict[str, Any]:
         """The live tree's report (aggregator, exporter): this tree's accounts only."""
@@ -73,11 +76,24 @@ class Tree:
         return host
 
     def accounts(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """This tree's aggregator and exporter snapshots ({} while busy)."""
+        """This tree's aggregator and exporter snapshots ({} while busy).
+
+        `received` and `dropped` include the events a full lane refused at the facade.
+        """
         report = self.report()
         aggregator = report.get("aggregator", {})
         exporter = report.get("exporter", {})
-        return (aggregator if "received" in aggregator else {}), exporter
+        accounting = report.get("accounting", {})
+        if "received" not in aggregator or "told" not in accounting:
+            return {}, exporter
+        base_dropped = self._base.get("dropped", {})
+        dropped = {
+            reason: n - base_dropped.get(reason, 0)
+            for reason, n in accounting["dropped"].items()
+            if n - base_dropped.get(reason, 0)
+        }
+        told = accounting["told"] - self._base.get("told", 0)
+        return {**aggregator, "received": told, "dropped": dropped}, exporter
 
     def close(self) -> None:
         """Close every connection and wait for the tree's threads to end."""

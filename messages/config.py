@@ -194,6 +194,12 @@ class TelemetrySettings:
     max_pending_batches: int = _setting(
         "telemetry.max_pending_batches", 20, _ints(1), "Exporter batches, incl. awaiting retry"
     )
+    lane_capacity: int = _setting(
+        "telemetry.lane_capacity",
+        10_000,
+        _ints(1),
+        "Driver events waiting for the aggregator; more are dropped as `queue_full`",
+    )
     shutdown_timeout_ms: int = _setting(
         "telemetry.shutdown_timeout_ms",
         2000,

@@ -13,6 +13,8 @@ from typing import Any
 import attrs
 import cattrs
 
+from messages.accounts import Accounts, snapshot_json
+
 __all__ = ["BreakerSnapshot", "BreakerState", "TreeFinal", "frozen_mapping", "to_json"]
 
 
@@ -54,30 +56,35 @@ class BreakerSnapshot:
 
 @attrs.frozen(kw_only=True)
 class TreeFinal:
-    """A host tree's last word: its final accounts, or that it stopped before they came.
+    """A host tree's last word: its final snapshot, or that it stopped before it came.
 
-    `accounts` is the aggregator's final snapshot (None when the drain deadline passed first);
-    `breaker` is the exporter's final breaker, for the host's next tree.
+    `snapshot` is the aggregator's final snapshot (None when the drain deadline passed first),
+    whose ``accounts`` entry is the tree's `Accounts`; `breaker` is the exporter's final
+    breaker, for the host's next tree.
     """
 
     generation: int
-    accounts: Mapping[str, Any] | None = attrs.field(
+    snapshot: Mapping[str, Any] | None = attrs.field(
         default=None, converter=attrs.converters.optional(frozen_mapping)
     )
     breaker: BreakerSnapshot | None = None
 
     @property
+    def accounts(self) -> Accounts | None:
+        """The tree's final accounts, if its snapshot came."""
+        record = self.snapshot.get("accounts") if self.snapshot is not None else None
+        return record if isinstance(record, Accounts) else None
+
+    @property
     def timed_out(self) -> bool:
-        """True when the tree stopped at its deadline without final accounts."""
-        return self.accounts is None
+        """True when the tree stopped at its deadline without a final snapshot."""
+        return self.snapshot is None
 
     @property
     def cut_short(self) -> bool:
         """True when the drain did not finish cleanly (timed out, or dropped at the deadline)."""
-        if self.accounts is None:
-            return True
-        dropped = self.accounts.get("dropped")
-        return bool(isinstance(dropped, Mapping) and dropped.get("shutdown_timeout", 0))
+        accounts = self.accounts
+        return accounts is None or accounts.dropped_of("shutdown_timeout") > 0
 
 
 _json = cattrs.Converter()
@@ -97,7 +104,11 @@ _json.register_unstructure_hook(
     TreeFinal,
     lambda final: {
         "generation": final.generation,
-        **(to_json(final.accounts) if final.accounts is not None else {"timed_out": True}),
+        **(
+            to_json(snapshot_json(final.snapshot))
+            if final.snapshot is not None
+            else {"timed_out": True}
+        ),
     },
 )
 

@@ -43,8 +43,9 @@ def _actor_classes() -> set[str]:
 def _drop_reasons() -> set[str]:
     """String literals the code counts as drop reasons.
 
-    Those are what is passed as `reason=`/`drop_reason=`, to `drop(host, reason)` or
-    `_drop_queued(reason)`, or used as a key of a `…dropped` counter.
+    Those are what is passed as `reason=`/`drop_reason=`, as an argument to a call whose name
+    starts with `drop` (`drop(host, reason)`, `ledger.drop_all(reason)`, …), or used as a key of
+    a `…dropped` counter.
     """
     reasons: set[str] = set()
 
@@ -61,10 +62,9 @@ def _drop_reasons() -> set[str]:
             elif isinstance(node, ast.Call):
                 func = node.func
                 name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-                if name == "drop" and len(node.args) == 2:
-                    literal(node.args[1])
-                elif name == "_drop_queued" and node.args:
-                    literal(node.args[0])
+                if name.lstrip("_").startswith("drop"):
+                    for arg in node.args:
+                        literal(arg)
             elif isinstance(node, ast.Subscript):
                 target = node.value
                 name = (

@@ -1,15 +1,18 @@
-"""Batching of queued logs for export: by shared credentials, at most `batch_size` each."""
+"""Queued logs and their batching for export: by shared credentials, at most `batch_size` each."""
 
 from __future__ import annotations
 
 import collections
+import itertools
 from collections.abc import Generator
 from typing import Any
 
-from messages.commands import ConnectionContext
+from actors._aggregate.ledger import Ledger, Place
+from messages.commands import BatchSettled, ConnectionContext, ExportBatch, Teller
+from messages.config import TelemetrySettings
 from messages.records import FrontendLog
 
-__all__ = ["Batch", "Queued", "credential_key", "take_batches"]
+__all__ = ["Batch", "ExportQueue", "Queued", "credential_key", "take_batches"]
 
 Queued = tuple[ConnectionContext, FrontendLog, int]
 """A queued log: its connection, the log, and how many told events it stands for."""
@@ -48,3 +51,89 @@ def take_batches(queue: collections.deque[Queued], size: int) -> Generator[Batch
         for context, items in reversed(groups.values()):
             for log, events in reversed(items):
                 queue.appendleft((context, log, events))
+
+
+class ExportQueue:
+    """Queued logs and the batches the exporter has not settled: the one bound on both.
+
+    Confined to the aggregator's thread. At most `max_queued_logs` logs wait (more are dropped as
+    `queue_full`) and at most `max_pending_batches` batches are unsettled at once, flush or not;
+    what does not fit waits here until a batch settles, so a flush never turns logs into drops.
+    """
+
+    def __init__(self, ledger: Ledger, settings: TelemetrySettings) -> None:
+        self._ledger = ledger
+        self._settings = settings
+        self.logs: collections.deque[Queued] = collections.deque()
+        self.in_export: dict[int, int] = {}
+        self._batch_ids = itertools.count(1)
+
+    def add(self, context: ConnectionContext, log: FrontendLog, events: int, held: bool) -> bool:
+        """Queue one log standing for `events` told events (`held`: they waited as `OPEN`)."""
+        source = Place.OPEN if held else None
+        if len(self.logs) >= self._settings.max_queued_logs:
+            self._ledger.drop("queue_full", events, source)
+            return False
+        self.logs.append((context, log, events))
+        if source is None:
+            self._ledger.hold(Place.QUEUED, events)
+        else:
+            self._ledger.move(source, Place.QUEUED, events)
+        return True
+
+    def drop_all(self, reason: str) -> None:
+        """Drop every queued log (the flag is off, or was never known)."""
+        while self.logs:
+            _, _, events = self.logs.popleft()
+            self._ledger.drop(reason, events, Place.QUEUED)
+
+    def abandon_in_export(self, reason: str) -> None:
+        """Batches the exporter will not settle in time count as dropped now."""
+        for events in self.in_export.values():
+            self._ledger.drop(reason, events, Place.IN_EXPORT)
+        self.in_export.clear()
+
+    @property
+    def room(self) -> int:
+        """How many more batches may be handed to the exporter now."""
+        return self._settings.max_pending_batches - len(self.in_export)
+
+    def full_batches(self) -> bool:
+        """Whether a whole batch waits."""
+        return len(self.logs) >= self._settings.batch_size
+
+    def take(self, reply_to: Teller) -> list[ExportBatch]:
+        """Batches to hand to the exporter now, as many as `room` allows."""
+        out: list[ExportBatch] = []
+        if self.room <= 0 or not self.logs:
+            return out
+        batches = take_batches(self.logs, self._settings.batch_size)
+        for context, items in batches:
+            batch_id = next(self._batch_ids)
+            counts = tuple(n for _, n in items)
+            self.in_export[batch_id] = sum(counts)
+            self._ledger.move(Place.QUEUED, Place.IN_EXPORT, sum(counts))
+            logs = tuple(log for log, _ in items)
+            out.append(
+                ExportBatch(
+                    batch_id=batch_id,
+                    context=context,
+                    logs=logs,
+                    event_counts=counts,
+                    reply_to=reply_to,
+                )
+            )
+            if self.room <= 0:
+                batches.close()  # what it did not hand out goes back to the queue
+                break
+        return out
+
+    def settle(self, settled: BatchSettled) -> bool:
+        """Count a settled batch; False if it was already abandoned (and counted)."""
+        events = self.in_export.pop(settled.batch_id, None)
+        if events is None:
+            return False
+        self._ledger.export(settled.exported_events)
+        for reason, dropped in settled.dropped.items():
+            self._ledger.drop(reason, dropped, Place.IN_EXPORT)
+        return True

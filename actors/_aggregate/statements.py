@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import os
 import random
-import typing
 from typing import Any
-
-import attrs
 
 from messages import events as ev
 from messages.commands import ConnectionContext
-from messages.enums import ExecutionResultFormat, OperationType, StatementType
+from messages.enums import OperationType, StatementType
 from messages.privacy import LogKind, apply_allow_list
 from messages.records import (
     ChunkDetails,
     ClientContext,
-    DriverConnectionParams,
     DriverErrorInfo,
     FrontendLog,
     FrontendLogContext,
@@ -26,159 +21,15 @@ from messages.records import (
     ResultLatency,
     SqlDriverLog,
     SqlExecutionEvent,
-    SystemConfiguration,
 )
 from messages.redact import redact
 
-__all__ = ["StatementAggregate", "build_log", "invalid_reason", "ms"]
-
-_MAX_ID_CHARS = 256
-_MAX_MS = 10.0**12
+__all__ = ["StatementAggregate", "build_log", "error_info", "event_id", "ms"]
 
 
 def ms(value: float | None) -> int | None:
     """Milliseconds as the int64 the proto wants (``None`` stays unset)."""
     return None if value is None else round(value)
-
-
-def _bad_str(value: object) -> bool:
-    """Not a str, longer than an id may be, or not UTF-8 encodable (a lone surrogate).
-
-    Any of these would fail the whole batch the log joins: its encoding, or the server's limit
-    on one log (escaped, a character can take 7 bytes on the wire). Exact builtin types only,
-    here and below: a subclass may override hashing, comparison or rounding to raise, which would
-    fail the aggregator's handler instead of this check.
-    """
-    if type(value) is not str or len(value) > _MAX_ID_CHARS:
-        return True
-    if value.isascii():
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _bad_id(value: object) -> bool:
-    return type(value) is not str or not value or len(value) > _MAX_ID_CHARS or _bad_str(value)
-
-
-_FIELD_TYPES: dict[type[Any], tuple[tuple[str, type[Any]], ...]] = {}
-
-
-def _field_types(cls: type[Any]) -> tuple[tuple[str, type[Any]], ...]:
-    """Each field of a record with its declared type, `None` taken out of the union."""
-    found = _FIELD_TYPES.get(cls)
-    if found is None:
-        hints = typing.get_type_hints(cls)
-        found = _FIELD_TYPES[cls] = tuple(
-            (field.name, _not_none(hints[field.name])) for field in attrs.fields(cls)
-        )
-    return found
-
-
-def _not_none(hint: Any) -> type[Any]:
-    members = typing.get_args(hint) or (hint,)
-    return next(t for t in members if t is not type(None))  # type: ignore[no-any-return]
-
-
-def _bad_record(value: object, cls: type[Any]) -> bool:
-    """Whether a driver-built record could not be sent: wrong type anywhere inside it.
-
-    One such log would fail the encoding, or the server's validation, of its whole batch.
-    """
-    if value is None:
-        return False
-    if type(value) is not cls:
-        return True
-    for name, wanted in _field_types(cls):
-        item = getattr(value, name)
-        if item is None:
-            continue
-        if attrs.has(wanted):
-            bad = _bad_record(item, wanted)
-        elif wanted is int:
-            bad = type(item) is not int or not 0 <= item < 2**63
-        elif wanted is str:
-            bad = _bad_str(item)
-        else:  # bool and enums
-            bad = not isinstance(item, wanted)
-        if bad:
-            return True
-    return False
-
-
-def _bad_ms(value: object, optional: bool = True) -> bool:
-    if value is None:
-        return not optional
-    if type(value) is int or type(value) is float:
-        return not (math.isfinite(value) and 0 <= value <= _MAX_MS)
-    return True
-
-
-def _bad_count(value: object) -> bool:
-    return type(value) is not int or not 0 <= value < 2**31
-
-
-def invalid_reason(event: object) -> str | None:
-    """Why an event cannot be aggregated, or None when it is well formed."""
-    match event:
-        case ev.ConnectionOpened(session_id=sid, latency_ms=lat) as opened:
-            if _bad_id(sid):
-                return "session_id"
-            if _bad_ms(lat):
-                return "latency_ms"
-            if opened.auth_type is not None and _bad_str(opened.auth_type):
-                return "auth_type"
-            if _bad_record(opened.connection_params, DriverConnectionParams):
-                return "connection_params"
-            if _bad_record(opened.system_configuration, SystemConfiguration):
-                return "system_configuration"
-            return None
-        case ev.ConnectionClosed(session_id=sid, latency_ms=lat):
-            return "session_id" if _bad_id(sid) else "latency_ms" if _bad_ms(lat) else None
-        case ev.StatementStarted(
-            statement_id=st, session_id=sid, statement_type=t, operation_type=o
-        ):
-            if _bad_id(st) or _bad_id(sid):
-                return "id"
-            ok = isinstance(t, StatementType) and isinstance(o, OperationType)
-            return None if ok else "enum"
-        case ev.OperationPolled(statement_id=st, latency_ms=lat):
-            return "statement_id" if _bad_id(st) else "latency_ms" if _bad_ms(lat, False) else None
-        case ev.ChunkDownloaded(statement_id=st, chunk_index=i, latency_ms=lat, size_bytes=b):
-            if _bad_id(st) or _bad_count(i) or _bad_ms(lat, False):
-                return "chunk"
-            if not isinstance(event.compressed, bool):
-                return "compressed"
-            return "size_bytes" if type(b) is not int or b < 0 else None
-        case ev.StatementCompleted(statement_id=st, retry_count=r) as done:
-            if _bad_id(st) or _bad_count(r):
-                return "statement"
-            if not isinstance(done.execution_result, ExecutionResultFormat):
-                return "enum"
-            for value in (
-                done.result_ready_latency_ms,
-                done.consumption_latency_ms,
-                done.operation_latency_ms,
-            ):
-                if _bad_ms(value):
-                    return "latency_ms"
-            present = done.total_chunks_present
-            return None if present is None or not _bad_count(present) else "total_chunks_present"
-        case ev.StatementCancelled(statement_id=st) | ev.StatementClosed(statement_id=st):
-            return "statement_id" if _bad_id(st) else None
-        case ev.ErrorOccurred(error_name=name, statement_id=st, session_id=sid, http_status=hs):
-            if _bad_id(name):
-                return "error_name"
-            if event.retryable is not None and not isinstance(event.retryable, bool):
-                return "retryable"
-            if (st is not None and _bad_id(st)) or (sid is not None and _bad_id(sid)):
-                return "id"
-            bad_status = hs is not None and (_bad_count(hs) or not 100 <= hs <= 599)
-            return "http_status" if bad_status else None
-    return "type"
 
 
 class StatementAggregate:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import collections
 import logging
 import queue
 from typing import Any
 
 import pykka
 
-__all__ = ["LANE_WAKE", "ExpressInbox", "GuardedActor"]
+__all__ = ["GuardedActor"]
 
 logger = logging.getLogger("actors")
 
@@ -51,31 +50,3 @@ class GuardedActor(pykka.ThreadingActor):
     def on_failure(self, *args: Any) -> None:
         """Only reached for errors outside `handle` (e.g. in pykka itself): log at DEBUG."""
         logger.debug("%s: actor failure", type(self).__name__, exc_info=args or None)
-
-
-class ExpressInbox(queue.SimpleQueue[Any]):
-    """An actor inbox with an express lane for driver events.
-
-    Driver threads append ``(context, event)`` to `events`, a C deque whose append is atomic under
-    the GIL: no lock, no Envelope, and no wake-up of the actor per event. A driver wakes the actor
-    (by telling it `LANE_WAKE`) only when `scheduled` is False; while events keep coming the
-    actor keeps `scheduled` set and looks at the lane on a short timer instead. The actor drains
-    the lane before every message it handles, so a flush, dump or drain told after an event
-    always sees it. `closed` is set when the actor stops: later events are counted as dropped
-    instead of waiting in a lane nobody reads.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: collections.deque[Any] = collections.deque()
-        self.scheduled = False
-        self.closed = False
-
-
-class _LaneWake:
-    """Told by a driver thread: events wait in the express lane."""
-
-    __slots__ = ()
-
-
-LANE_WAKE = _LaneWake()

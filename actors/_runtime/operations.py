@@ -12,8 +12,9 @@ from typing import Any
 
 import pykka
 
-from actors._runtime.process import EXIT_MARGIN_S, ask, count_of, state
+from actors._runtime.process import EXIT_MARGIN_S, ask, count_of, overflowed, state
 from actors.supervisor import HostTree
+from messages.accounts import Accounts, snapshot_json
 from messages.commands import DumpState, Flush, ListHosts, ShutdownAll
 from messages.config import TelemetrySettings
 from messages.snapshots import TreeFinal, to_json
@@ -81,37 +82,44 @@ def _dump_state(timeout_s: float) -> dict[str, Any]:
             "generation": tree.generation,
             **actors,
         }
-    finished = to_json(listing.pop("finished"))
+    finished: Mapping[str, tuple[TreeFinal, ...]] = listing.pop("finished")
     facade = listing.pop("facade_dropped")
+    for host, events in overflowed().items():  # refused by a full lane, on drivers' threads
+        if events:
+            drops = facade.setdefault(host, {})
+            drops["queue_full"] = drops.get("queue_full", 0) + events
     for host in set(hosts) | set(finished) | set(facade):
         entry = hosts.setdefault(host, {"live": False, "refcount": 0})
-        entry["finished_generations"] = finished.get(host, [])
+        generations = finished.get(host, ())
+        live = entry.get("aggregator")
+        if isinstance(live, Mapping):  # the one conversion of the accounts record to JSON
+            entry["aggregator"] = snapshot_json(live)
+        entry["finished_generations"] = [to_json(g) for g in generations]
         entry["accounting"] = _accounting(
-            entry.get("aggregator"), finished.get(host, []), facade.get(host, {})
+            _accounts_of(live), [g.accounts for g in generations], facade.get(host, {})
         )
     return {"hosts": hosts, "registry": listing}
 
 
+def _accounts_of(snapshot: Any) -> Accounts | None:
+    accounts = snapshot.get("accounts") if isinstance(snapshot, Mapping) else None
+    return accounts if isinstance(accounts, Accounts) else None
+
+
 def _accounting(
-    live: Any, finished: list[dict[str, Any]], facade: Mapping[str, int]
+    live: Accounts | None, finished: list[Accounts | None], facade: Mapping[str, int]
 ) -> dict[str, Any]:
     """Totals over this host's live and finished trees: told = exported + dropped + pending."""
-    parts = [s for s in [live, *finished] if isinstance(s, dict) and "received" in s]
-    dropped: dict[str, int] = dict(facade)
-    for part in parts:
-        for reason, n in part["dropped"].items():
-            dropped[reason] = dropped.get(reason, 0) + n
-    received = sum(p["received"] for p in parts)
-    exported = sum(p["exported"] for p in parts)
-    pending = sum(p["pending"] for p in parts)
-    told = received + sum(facade.values())
+    parts = [a for a in [live, *finished] if a is not None]
+    at_facade = Accounts.of(received=sum(facade.values()), exported=0, dropped=facade, pending=0)
+    total = at_facade.plus(*parts)
     return {
-        "told": told,
-        "exported": exported,
-        "dropped": dropped,
-        "pending": pending,
-        "balanced": told == exported + sum(dropped.values()) + pending,
-        "complete": all("received" in s for s in [*finished] if isinstance(s, dict)),
+        "told": total.received,
+        "exported": total.exported,
+        "dropped": dict(total.dropped),
+        "pending": total.pending,
+        "balanced": total.balanced,
+        "complete": all(a is not None for a in finished),
     }
 
 
@@ -169,6 +177,7 @@ def shutdown(timeout_s: float | None = None) -> bool:
     with state.lock:
         if state.registry is registry:
             state.registry = None
+            state.overflowed = {}  # counted in last_report; the trees' lanes are closed now
     return clean
 
 

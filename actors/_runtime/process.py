@@ -12,7 +12,17 @@ import pykka
 
 from messages.commands import FacadeDropped
 
-__all__ = ["ASK_TIMEOUT_S", "EXIT_MARGIN_S", "ProcessState", "ask", "count_of", "drop", "state"]
+__all__ = [
+    "ASK_TIMEOUT_S",
+    "EXIT_MARGIN_S",
+    "ProcessState",
+    "ask",
+    "count_of",
+    "drop",
+    "overflow",
+    "overflowed",
+    "state",
+]
 
 logger = logging.getLogger("actors")
 
@@ -35,6 +45,9 @@ class ProcessState:
         self.last_report: dict[str, Any] | None = None
         # Events told with no registry to count them: next() on a C counter is atomic, no lock.
         self.unrouted = itertools.count()
+        # Events a full lane refused, per host: counted on the driver's thread without a message
+        # (a flood must not move its backlog into the registry's inbox); read by dump_state.
+        self.overflowed: dict[str, itertools.count[int]] = {}
 
 
 state = ProcessState()
@@ -50,6 +63,7 @@ def _after_fork_in_child() -> None:
     state.lock = threading.Lock()
     state.registry = None
     state.pool = None
+    state.overflowed = {}
     state.epoch += 1
 
 
@@ -61,13 +75,27 @@ def ask(ref: pykka.ActorRef[Any], message: Any, timeout_s: float) -> Any:
     return ref.ask(message, timeout=timeout_s)
 
 
-def drop(host: str, reason: str) -> None:
-    """Count one event the facade could not hand to a tree; never raises."""
+def drop(host: str, reason: str, count: int = 1) -> None:
+    """Count `count` events the facade could not hand to a tree; never raises."""
     try:
         registry = state.registry
         if registry is not None:
-            registry.tell(FacadeDropped(host=host, reason=reason))
+            registry.tell(FacadeDropped(host=host, reason=reason, count=count))
             return
     except Exception:
         logger.debug("telemetry: could not count a %s drop", reason)
-    next(state.unrouted)  # no registry (after shutdown): an atomic count, read by dump_state
+    for _ in range(count):  # no registry (after shutdown): an atomic count, read by dump_state
+        next(state.unrouted)
+
+
+def overflow(host: str) -> None:
+    """Count one event refused by a full lane: an atomic count, no lock and no message."""
+    counter = state.overflowed.get(host)
+    if counter is None:  # setdefault with a str key is atomic: racing first drops share one
+        counter = state.overflowed.setdefault(host, itertools.count())
+    next(counter)
+
+
+def overflowed() -> dict[str, int]:
+    """Events refused by full lanes so far, per host."""
+    return {host: count_of(counter) for host, counter in list(state.overflowed.items())}

@@ -7,18 +7,24 @@ A `Recorder` stands in for the exporter (the test plays its part by telling `Bat
 from __future__ import annotations
 
 import json
+import logging
 import math
+import pathlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import pykka
 import pytest
+from waiting import poll_until
 
+import actors
 import actors.aggregator as aggregator_module
+from actors._runtime.lane import LANE_WAKE
 from actors._runtime.timer import Timer
 from actors.aggregator import AggregatorActor
 from messages import events as ev
+from messages.accounts import snapshot_json
 from messages.commands import (
     Abandon,
     BatchSettled,
@@ -40,6 +46,7 @@ from messages.enums import (
     StatementType,
 )
 from messages.records import DriverConnectionParams, HostInfo, SqlDriverLog, SystemConfiguration
+from messages.sysconfig import DriverInfo
 from messages.wire import encode_frontend_log
 
 if TYPE_CHECKING:
@@ -48,6 +55,7 @@ if TYPE_CHECKING:
 ASK_S = 2.0
 SYSTEM = SystemConfiguration(driver_name="TestDriver", driver_version="1.0.0")
 TOKEN = "dapi0123456789abcdef0123456789abcdef"
+DRIVER = DriverInfo(name="TestDriver", version="1.0.0")
 
 
 def make_context(connection_id: int = 1, workspace_id: int | None = None) -> ConnectionContext:
@@ -70,15 +78,22 @@ class Harness:
     timer: Any
 
     def tell(self, context: ConnectionContext, *events: object) -> None:
+        """Tell events as a driver thread does: through the aggregator's lane."""
+        lane = self.ref.actor_inbox.lane  # type: ignore[attr-defined]
         for event in events:
-            self.ref.tell((context, event))
+            assert lane.offer((context, event))
+        # While events keep coming the actor looks at its lane on a timer tick, which a
+        # ManualTimer does not fire: wake it as a driver would.
+        self.ref.tell(LANE_WAKE)
 
     def flag(self, enabled: bool) -> None:
+        """Decide the flag, and wait until it is (events offered later are folded after it)."""
         self.ref.tell(FlagDecided(enabled=enabled))
+        self.ref.ask(DumpState(), timeout=ASK_S)
 
     def snapshot(self) -> dict[str, Any]:
         """A state dump (also a barrier); every snapshot must balance."""
-        state: dict[str, Any] = self.ref.ask(DumpState(), timeout=ASK_S)
+        state = snapshot_json(self.ref.ask(DumpState(), timeout=ASK_S))
         assert state["balanced"], state
         json.dumps(state)
         return state
@@ -593,10 +608,30 @@ def test_invalid_events_are_counted_and_never_corrupt_the_batch(
     for log in batch.logs:
         json.loads(encode_frontend_log(log))
     state = agg.snapshot()
-    invalid = len(INVALID_EVENTS) + 2
+    invalid = len(INVALID_EVENTS)
     assert state["dropped"] == {"invalid_event": invalid}
-    assert state["received"] == invalid + 9
+    assert state["received"] == invalid + 9  # the two told non-events are not driver events
+    assert state["stats"]["unknown_commands"] == 2
     assert state["handler_errors"] == 0
+
+
+def test_an_unknown_command_is_logged_at_debug_and_not_counted_as_an_event(
+    start: Callable[..., Harness], caplog: pytest.LogCaptureFixture
+) -> None:
+    agg = start()
+    with caplog.at_level(logging.DEBUG, logger="actors"):
+        agg.ref.tell((make_context(), ev.ConnectionOpened(session_id="s-1")))  # not the lane
+        agg.ref.tell(Hostile())
+        state = agg.snapshot()
+
+    assert (state["received"], state["dropped"]) == (0, {})
+    assert state["stats"] == {"unknown_commands": 2}
+    ours = [r for r in caplog.records if r.name.startswith("actors")]
+    assert [r.levelno for r in ours] == [logging.DEBUG] * 2
+    assert [r.getMessage() for r in ours] == [
+        "aggregator: ignored an unknown tuple",
+        "aggregator: ignored an unknown Hostile",
+    ]
 
 
 # --- bounds -------------------------------------------------------------------------------------
@@ -652,7 +687,7 @@ def test_drain_emits_open_statements_sends_them_then_drains_the_exporter_and_rep
     agg.settle(batch)
     drain.notify.tell(Drained())
     (drained,) = notify.wait_for(Drained)
-    final = drained.snapshot
+    final = snapshot_json(drained.snapshot)
     assert final["balanced"]
     assert (final["received"], final["exported"], final["pending"]) == (5, 4, 0)
     assert final["dropped"] == {"after_shutdown": 1}
@@ -676,7 +711,7 @@ def test_drain_waits_for_an_unknown_flag_then_exports_once_it_turns_on(
     assert batch.event_counts == (1, 1, 2)
     agg.settle(batch)
     drain.notify.tell(Drained())
-    final = notify.wait_for(Drained)[0].snapshot
+    final = snapshot_json(notify.wait_for(Drained)[0].snapshot)
     assert (final["exported"], final["pending"], final["dropped"]) == (4, 0, {})
 
 
@@ -689,7 +724,7 @@ def test_abandon_while_waiting_for_the_flag_drops_held_logs_as_flag_unknown(
     agg.ref.tell(Drain(deadline_s=0.0, notify=notify.ref))
     agg.ref.tell(Abandon())
 
-    final = notify.wait_for(Drained)[0].snapshot
+    final = snapshot_json(notify.wait_for(Drained)[0].snapshot)
     assert final["dropped"] == {"flag_unknown": 4}
     assert final["balanced"]
     assert agg.batches() == []
@@ -708,7 +743,7 @@ def test_abandon_counts_events_still_in_export_as_shutdown_timeout(
     (batch,) = agg.exporter.of_type(ExportBatch)
 
     agg.ref.tell(Abandon())
-    final = notify.wait_for(Drained)[0].snapshot
+    final = snapshot_json(notify.wait_for(Drained)[0].snapshot)
     assert final["dropped"] == {"shutdown_timeout": 3}
     assert final["pending"] == 0
     assert final["balanced"]
@@ -787,3 +822,62 @@ def test_a_handler_bug_on_an_event_keeps_the_accounts_balanced(
     assert state["handler_errors"] == 1
     assert state["dropped"] == {"handler_error": 1}
     assert state["queued_logs"] == 2
+
+
+# --- the one bound on unsettled batches -----------------------------------------------------------
+
+
+def test_flush_past_a_rate_limit_sends_every_queued_log_and_drops_none(
+    tmp_path: pathlib.Path,
+) -> None:
+    settings = TelemetrySettings(
+        sink="file",
+        file_path=str(tmp_path / "logs.jsonl"),
+        batch_size=1,
+        max_pending_batches=1,
+        rate_limit_burst=1,
+        rate_limit_per_s=0.01,  # one request per 100 s: only a flush gets the rest out
+        flush_interval_ms=60_000,
+    )
+    connection = actors.connect("probe.example.com", driver=DRIVER, settings=settings)
+    try:
+        for i in range(8):
+            assert connection.tell(ev.ConnectionOpened(session_id=f"s-{i}"))
+
+        def held_back() -> dict[str, Any] | None:
+            host = actors.dump_state()["hosts"][connection.host]
+            accounting, aggregator = host["accounting"], host["aggregator"]
+            settled_one = accounting["exported"] == 1 and aggregator["queued_logs"] == 6
+            return accounting if settled_one else None
+
+        poll_until(held_back, 5.0, "one log sent and six held back by the batch bound")
+        assert actors.flush(5.0) is True
+        accounting = actors.dump_state()["hosts"][connection.host]["accounting"]
+        assert accounting["dropped"] == {}
+        assert (accounting["told"], accounting["exported"], accounting["pending"]) == (8, 8, 0)
+    finally:
+        connection.close()
+        actors.shutdown(2.0)
+
+
+def test_unsettled_batches_never_exceed_the_bound_even_during_a_flush(
+    start: Callable[..., Harness],
+) -> None:
+    agg = start(batch_size=1, max_pending_batches=2)
+    agg.flag(True)
+    agg.tell(make_context(), *opened(5))
+    assert len(agg.batches()) == 2
+    reply = pykka.ThreadingFuture[Any]()
+    agg.ref.tell(Flush(reply=reply))
+    assert len(agg.batches()) == 2  # the flush waits for room instead of overflowing the bound
+    assert agg.snapshot()["queued_logs"] == 3
+
+    for settled in range(5):
+        batches = agg.batches()
+        assert len(batches) - settled <= 2
+        agg.settle(batches[settled])
+    state = agg.snapshot()
+    assert (state["exported"], state["dropped"], state["pending"]) == (5, {}, 0)
+    kinds = [type(m) for m in agg.exporter.messages if not isinstance(m, Flush) or m.reply]
+    assert kinds == [ExportBatch] * 5 + [Flush]  # passed on once nothing is left queued here
+    assert [m.reply for m in agg.exporter.of_type(Flush) if m.reply] == [reply]

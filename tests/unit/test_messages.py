@@ -115,9 +115,9 @@ def test_messages_the_actors_build_hold_no_mutable_containers() -> None:
     settled = commands.BatchSettled(
         batch_id=1, exported_events=1, exported_logs=1, dropped=Counter(queue_full=2)
     )
-    final = snapshots.TreeFinal(generation=1, accounts={"dropped": {"x": 1}})
+    final = snapshots.TreeFinal(generation=1, snapshot={"dropped": {"x": 1}})
     assert _immutable(settled.dropped) and settled.dropped == {"queue_full": 2}
-    assert isinstance(final.accounts, types.MappingProxyType)
+    assert isinstance(final.snapshot, types.MappingProxyType)
 
 
 def test_messages_package_never_imports_pykka_or_actors() -> None:

@@ -7,6 +7,7 @@ import json
 import attrs
 import pytest
 
+from messages.accounts import Accounts
 from messages.snapshots import BreakerSnapshot, BreakerState, TreeFinal, to_json
 
 
@@ -43,15 +44,19 @@ def test_a_tree_that_timed_out_says_so_and_is_cut_short() -> None:
 def test_a_tree_with_final_accounts_is_cut_short_only_by_deadline_drops(
     dropped: dict[str, int], cut_short: bool
 ) -> None:
-    final = TreeFinal(generation=2, accounts={"received": 3, "dropped": dropped})
+    accounts = Accounts.of(
+        received=3, exported=3 - sum(dropped.values()), dropped=dropped, pending=0
+    )
+    final = TreeFinal(generation=2, snapshot={"accounts": accounts, "logs_emitted": 1})
     assert not final.timed_out
+    assert final.accounts == accounts
     assert final.cut_short is cut_short
-    assert to_json(final) == {"generation": 2, "received": 3, "dropped": dropped}
+    assert to_json(final) == {"generation": 2, **accounts.as_json(), "logs_emitted": 1}
 
 
 def test_to_json_turns_nested_records_tuples_and_read_only_mappings_into_plain_json() -> None:
     breaker = BreakerSnapshot(state=BreakerState.CLOSED)
-    final = TreeFinal(generation=1, accounts={"exporter": {"breaker": breaker}}, breaker=breaker)
+    final = TreeFinal(generation=1, snapshot={"exporter": {"breaker": breaker}}, breaker=breaker)
     report = to_json({"finished": (final,), "hosts": {"h": {"live": True}}})
     assert json.loads(json.dumps(report)) == report
     assert report["finished"][0]["exporter"]["breaker"]["state"] == "CLOSED"

@@ -1,0 +1,122 @@
+"""One validation of driver-built data, driven by the attrs classes' declared field types.
+
+An event is checked field by field against its class's annotations (`None` only where the type
+allows it); a field holding a record is checked the same way, recursively. The reason for a bad
+event is the name of its first bad field (``type`` for something that is not an event at all).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from messages import events as ev
+
+__all__ = ["EVENT_CLASSES", "invalid_reason"]
+
+EVENT_CLASSES: frozenset[type[Any]] = frozenset(typing.get_args(ev.Event))
+
+_MAX_ID_CHARS = 256
+_MAX_MS = 10.0**12
+_INT63 = 2**63
+# Field-specific integer ranges (end exclusive); other ints of events are counts below 2**31.
+_INT_RANGES = {"http_status": (100, 600), "size_bytes": (0, _INT63)}
+_FREE_TEXT = frozenset({"message"})  # anything goes: redacted and capped later, never rejected
+
+
+def _bad_str(value: object) -> bool:
+    """Not an exact str, longer than an id may be, or not UTF-8 encodable (a lone surrogate).
+
+    Any of these would fail the whole batch the log joins: its encoding, or the server's limit
+    on one log. Exact builtin types only, here and below: a subclass may override hashing,
+    comparison or rounding to raise, which would fail the aggregator's handler instead.
+    """
+    if type(value) is not str or len(value) > _MAX_ID_CHARS:
+        return True
+    if value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _bad_id(value: object) -> bool:
+    return _bad_str(value) or not value
+
+
+def _bad_ms(value: object) -> bool:
+    if type(value) is int or type(value) is float:
+        return not (math.isfinite(value) and 0 <= value <= _MAX_MS)
+    return True
+
+
+_MISSING = object()
+_Check = Callable[[object], bool]  # True when the value is bad
+_Rule = tuple[str, _Check, bool]  # field name, its check, whether None is allowed
+_RULES: dict[tuple[type[Any], bool], tuple[_Rule, ...]] = {}
+
+
+def _rules(cls: type[Any], in_event: bool) -> tuple[_Rule, ...]:
+    """The checks of an attrs class's fields, made once per class from its annotations."""
+    found = _RULES.get((cls, in_event))
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _RULES[(cls, in_event)] = tuple(
+            _rule(f.name, hints[f.name], in_event)
+            for f in attrs.fields(cls)
+            if f.name not in _FREE_TEXT
+        )
+    return found
+
+
+def _rule(name: str, hint: Any, in_event: bool) -> _Rule:
+    members = typing.get_args(hint) or (hint,)
+    wanted: type[Any] = next(t for t in members if t is not type(None))
+    return name, _check_for(name, wanted, in_event), type(None) in members
+
+
+def _check_for(name: str, wanted: type[Any], in_event: bool) -> _Check:
+    if attrs.has(wanted):
+        return lambda v: type(v) is not wanted or _first_bad(v, wanted, in_event=False) is not None
+    if wanted is str:
+        return _bad_id if in_event and name.endswith(("_id", "_name")) else _bad_str
+    if wanted is float:
+        return _bad_ms
+    if wanted is int:
+        low, high = _INT_RANGES.get(name, (0, 2**31)) if in_event else (0, _INT63)
+        return lambda v: type(v) is not int or not low <= v < high
+    if wanted is bool:
+        return lambda v: type(v) is not bool
+    if issubclass(wanted, enum.Enum):
+        return lambda v: not isinstance(v, wanted)
+    return lambda v: True  # a field type this check does not know: refuse rather than guess
+
+
+def _first_bad(value: object, cls: type[Any], *, in_event: bool) -> str | None:
+    for name, bad, optional in _rules(cls, in_event):
+        item = getattr(value, name, _MISSING)  # an instance made without __init__ may lack one
+        if item is None:
+            if optional:
+                continue
+            return name
+        if item is _MISSING or bad(item):
+            return name
+    return None
+
+
+def invalid_reason(event: object) -> str | None:
+    """Why an event cannot be aggregated (its first bad field, or ``type``), None if well formed.
+
+    Ids and names of events must be non-empty; records inside them may hold empty strings.
+    """
+    cls = type(event)
+    if cls not in EVENT_CLASSES:
+        return "type"
+    return _first_bad(event, cls, in_event=True)
