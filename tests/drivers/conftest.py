@@ -158,6 +158,20 @@ def _target(name: str, side: str, tmp_path: Path, request: pytest.FixtureRequest
     return new_schema()
 
 
+@pytest.fixture
+def env_of(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], Env]:
+    """`env_of(name)`: one fresh database of a driver, with no recording in place."""
+
+    def make(name: str) -> Env:
+        module = require_module(name, DISTRIBUTIONS[name])
+        placeholder = "?" if module.paramstyle == "qmark" else "%s"
+        return Env(
+            name, module, placeholder, FEATURES[name], _target(name, "db", tmp_path, request)
+        )
+
+    return make
+
+
 def make_pair(
     name: str, tmp_path: Path, request: pytest.FixtureRequest, recordings: list[Recording]
 ) -> Pair:
