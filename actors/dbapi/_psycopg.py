@@ -21,6 +21,7 @@ from actors.dbapi._telling import EXECUTE, Telling
 from actors.dbapi.support import _perf, _Target
 from messages.enums import StatementType
 
+_PG2_CONNECTION = ("psycopg2.extensions", "connection")
 Hooks = tuple[Callable[..., Any], Callable[[Any, _Target, str, float | None], Any]]
 
 
@@ -30,7 +31,7 @@ def hooks(module: object, connect: Callable[..., Any]) -> Hooks | None:
     if psycopg is not None:
         owner = psycopg.Connection if module is psycopg else getattr(connect, "__self__", None)
         if isinstance(owner, type) and issubclass(owner, psycopg.Connection):
-            told: Any = _subclass(owner, _Psycopg3Connection)
+            told: Any = _subclass(owner, _Psycopg3Connection, "psycopg", "Connection")
             return told.connect, _attach
     psycopg2 = sys.modules.get("psycopg2")
     if psycopg2 is not None and (module is psycopg2 or connect is psycopg2.connect):
@@ -38,13 +39,29 @@ def hooks(module: object, connect: Callable[..., Any]) -> Hooks | None:
     return None
 
 
+def _subclass(cls: type, mixin: type, module: str, driver_base: str) -> type:
+    """`cls` told by `mixin`, under the driver's own names (repr and module unchanged).
+
+    The caller's own subclasses of the driver's class (psycopg2's ``RealDictCursor``,
+    ``DictConnection``) keep their methods first: theirs, then ours, then the driver's, so
+    their overrides (a default cursor factory, rows as dicts) work as without us.
+    """
+    return _told_class(cls, mixin, getattr(sys.modules[module], driver_base))
+
+
 @functools.lru_cache(maxsize=64)
-def _subclass(base: type, mixin: type) -> type:
-    """`base` with `mixin` in front, under the driver's own names (repr and module unchanged)."""
-    if issubclass(base, mixin):
-        return base
-    namespace = {"__module__": base.__module__, "__qualname__": base.__qualname__}
-    return type(base.__name__, (mixin, base), namespace)
+def _told_class(cls: type, mixin: type, base: type) -> type:
+    if issubclass(cls, mixin):
+        return cls
+    if not issubclass(cls, base):  # not the driver's class: ours in front, as best we can
+        return _named(cls, (mixin, cls))
+    root = _named(base, (mixin, base)) if cls is base else _told_class(base, mixin, base)
+    return root if cls is base else _named(cls, (cls, root))
+
+
+def _named(like: type, bases: tuple[type, ...]) -> type:
+    namespace = {"__module__": like.__module__, "__qualname__": like.__qualname__}
+    return type(like.__name__, bases, namespace)
 
 
 def _attach(conn: Any, target: _Target, session_id: str, latency_ms: float | None) -> Any:
@@ -148,7 +165,9 @@ class _Psycopg3Connection(_TellingConnection):
 
     @cursor_factory.setter
     def cursor_factory(self, factory: type) -> None:
-        self.__dict__["_tm_cursor_factory"] = _subclass(factory, _Psycopg3Cursor)
+        self.__dict__["_tm_cursor_factory"] = _subclass(
+            factory, _Psycopg3Cursor, "psycopg", "Cursor"
+        )
 
     @property
     def server_cursor_factory(self) -> Any:
@@ -156,7 +175,9 @@ class _Psycopg3Connection(_TellingConnection):
 
     @server_cursor_factory.setter
     def server_cursor_factory(self, factory: type) -> None:
-        self.__dict__["_tm_server_cursor_factory"] = _subclass(factory, _Psycopg3ServerCursor)
+        self.__dict__["_tm_server_cursor_factory"] = _subclass(
+            factory, _Psycopg3ServerCursor, "psycopg", "ServerCursor"
+        )
 
 
 class _Psycopg3Cursor(_TellingCursor):
@@ -186,10 +207,14 @@ class _Psycopg3ServerCursor(_Psycopg3Cursor):
 def _connect2(connect: Callable[..., Any], base: type, *args: Any, **kwargs: Any) -> Any:
     """psycopg2.connect with the caller's ``connection_factory`` (or the driver's) subclassed."""
     if len(args) > 1:
-        args = (args[0], _subclass(args[1] or base, _Psycopg2Connection), *args[2:])
+        args = (
+            args[0],
+            _subclass(args[1] or base, _Psycopg2Connection, *_PG2_CONNECTION),
+            *args[2:],
+        )
     else:
         factory = kwargs.get("connection_factory") or base
-        kwargs["connection_factory"] = _subclass(factory, _Psycopg2Connection)
+        kwargs["connection_factory"] = _subclass(factory, _Psycopg2Connection, *_PG2_CONNECTION)
     return connect(*args, **kwargs)
 
 
@@ -202,7 +227,7 @@ class _Psycopg2Connection(_TellingConnection):
         """The driver's cursor (named or not), of an instrumented subclass of its factory."""
         given = args[1] if len(args) > 1 else kwargs.get("cursor_factory")
         factory = given or self.cursor_factory or sys.modules["psycopg2.extensions"].cursor
-        told = _subclass(factory, _Psycopg2Cursor)
+        told = _subclass(factory, _Psycopg2Cursor, "psycopg2.extensions", "cursor")
         if len(args) > 1:
             args = (args[0], told, *args[2:])
         else:

@@ -128,6 +128,35 @@ def test_drivers_without_class_hooks_keep_the_generic_wrapper(pair_of: PairOf, n
         conn.close()
 
 
+def test_psycopg2_factory_classes_keep_their_own_behaviour_and_are_told_once(
+    pair_of: PairOf,
+) -> None:
+    pair = pair_of("psycopg2")
+    extras = require_module("psycopg2.extras", "psycopg2-binary")
+    conn = pair.wrapped.connect(pair.db, connection_factory=extras.DictConnection)
+    try:
+        assert isinstance(conn, extras.DictConnection)
+        cur = conn.cursor()  # DictConnection's own default: a DictCursor
+        assert isinstance(cur, extras.DictCursor)
+        cur.execute("SELECT 1 AS one UNION ALL SELECT 2")
+        assert [row["one"] for row in cur] == [1, 2]
+        real = conn.cursor(cursor_factory=extras.RealDictCursor)
+        real.execute("SELECT 3 AS three")
+        assert real.fetchall() == [{"three": 3}]
+        named = conn.cursor("dict_scan")
+        assert isinstance(named, extras.DictCursor)
+        named.execute("SELECT generate_series(1, 5) AS n")
+        assert [row["n"] for row in named.fetchmany(10)] == [1, 2, 3, 4, 5]
+    finally:
+        conn.close()
+    told = [(s["type"], s["chunks"], s["end"]) for s in statements(pair.recordings[0])]
+    assert told == [
+        (StatementType.QUERY, [0], ("completed", 1)),
+        (StatementType.QUERY, [0], ("completed", 1)),
+        (StatementType.QUERY, [0], ("completed", 1)),
+    ]
+
+
 # --- connection-level shortcuts -------------------------------------------------------------
 
 
