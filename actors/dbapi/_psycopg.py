@@ -16,8 +16,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, cast
 
+from actors.dbapi._results import ResultSets
 from actors.dbapi._session import Session
-from actors.dbapi._telling import EXECUTE, Telling
+from actors.dbapi._telling import EXECUTE
 from actors.dbapi.support import _perf, _Target
 from messages.enums import StatementType
 
@@ -105,7 +106,7 @@ class _TellingConnection:
         return result
 
 
-class _TellingCursor(Telling):
+class _TellingCursor(ResultSets):
     """What both drivers' cursor subclasses add: the statement methods, told."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -9,13 +9,12 @@ The rules, one statement log each: an execute-like call (``execute``, ``executem
 (``description is None``, and not a server-side cursor) completes at once, one with a result set
 stays open while fetched. A ``nextset()`` that moves to another result set completes the current
 log and starts a new one for that result set, whose chunks count from 0 again: each result set is
-its own statement log with its own chunk sequence. A stream is one statement whose rows are
-fetched as they are yielded; a copy block is one statement ending at the block's exit.
+its own statement log with its own chunk sequence (`actors.dbapi._results`, with streams and
+copy blocks).
 """
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -132,31 +131,6 @@ class Telling:
         self._tm_st = st
         if not st.has_result:
             self._tm_finish(exhausted=True)
-
-    def _tm_nextset(self, method: Callable[[], Any]) -> Any:
-        """The driver's nextset; moving to another result set starts that set's own log."""
-        kind = self._tm_kind
-        if kind is None:
-            return method()
-        st = self._tm_st
-        started = _perf()
-        try:
-            more = method()
-        except Exception as exc:
-            if st is not None:
-                self._tm_abort(st, exc)
-            elif self._tm_session is not None:
-                self._tm_session.report(exc)
-            raise
-        self._tm_finish(exhausted=False)
-        if more:
-            following = self._tm_begin(kind)
-            if following is not None:
-                now = _perf()
-                following.exec_ms = (now - started) * 1000.0
-                following.ready_at = now
-                self._tm_executed(following)
-        return more
 
     # --- fetching ---------------------------------------------------------------------------
 
@@ -292,55 +266,6 @@ class Telling:
             )
         )
         st.chunks += 1
-
-    # --- streams and copies -----------------------------------------------------------------
-
-    def _tm_stream(self, method: Callable[..., Any], args: Any, kwargs: Any) -> Iterator[Any]:
-        """A stream (psycopg ``stream()``): one statement, rows counted as they are yielded."""
-        operation = args[0] if args else kwargs.get("query")
-        st = self._tm_begin((statement_type_of(operation), EXECUTE))
-        source = method(*args, **kwargs)
-        if st is None:
-            yield from source
-            return
-        st.has_result = True
-        self._tm_st = st
-        started = _perf()
-        try:
-            first = self._tm_step(st, source)
-            st.ready_at = _perf()
-            st.exec_ms = (st.ready_at - started) * 1000.0
-            yield first
-            yield from self._tm_iterate(source)
-        except StopIteration:
-            return
-        finally:
-            if self._tm_st is st:  # closed before the end
-                self._tm_finish(exhausted=False)
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
-
-    @contextlib.contextmanager
-    def _tm_copy(self, method: Callable[..., Any], args: Any, kwargs: Any) -> Iterator[Any]:
-        """A copy block (psycopg ``copy()``): one statement, from the call to the block's end."""
-        operation = args[0] if args else kwargs.get("statement")
-        st = self._tm_begin((statement_type_of(operation), EXECUTE))
-        self._tm_st = st
-        started = _perf()
-        try:
-            with method(*args, **kwargs) as copy:
-                yield copy
-        except Exception as exc:
-            if st is not None and self._tm_st is st:
-                self._tm_st = None
-                st.exec_ms = (_perf() - started) * 1000.0
-                self._tm_end(st, exhausted=False, exc=exc)
-            raise
-        if st is not None and self._tm_st is st:
-            st.ready_at = _perf()
-            st.exec_ms = (st.ready_at - started) * 1000.0
-            self._tm_finish(exhausted=True)
 
     # --- ending -----------------------------------------------------------------------------
 

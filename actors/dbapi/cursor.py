@@ -10,8 +10,9 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from actors.dbapi._results import ResultSets
 from actors.dbapi._session import Session
-from actors.dbapi._telling import EXECUTE, ROWS_PER_CHUNK, Kind, Telling, _Statement
+from actors.dbapi._telling import EXECUTE, ROWS_PER_CHUNK, Kind, _Statement
 from actors.dbapi.support import Passthrough, SessionOwner, _no_exit_protocol
 from messages.enums import OperationType as Op
 from messages.enums import StatementType
@@ -63,7 +64,7 @@ class _Told:
         return functools.partial(getattr(cursor, f"_call_{self.how}"), method, self)
 
 
-class InstrumentedCursor(Telling, Passthrough):
+class InstrumentedCursor(ResultSets, Passthrough):
     """A cursor that tells statement telemetry; otherwise exactly the driver's cursor."""
 
     __slots__ = ("__weakref__", "_conn", "_raw", "_tm_kind", "_tm_session", "_tm_sid", "_tm_st")
