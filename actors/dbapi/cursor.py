@@ -13,7 +13,7 @@ from typing import Any
 from actors.dbapi._results import ResultSets
 from actors.dbapi._session import Session
 from actors.dbapi._telling import EXECUTE, ROWS_PER_CHUNK, Kind, _Statement
-from actors.dbapi.support import Passthrough, SessionOwner, _no_exit_protocol
+from actors.dbapi.support import Passthrough, SessionOwner, _no_exit_protocol, _perf, _row_bytes
 from messages.enums import OperationType as Op
 from messages.enums import StatementType
 
@@ -135,10 +135,6 @@ class InstrumentedCursor(ResultSets, Passthrough):
 
     # --- fetching ---------------------------------------------------------------------------
 
-    def fetchone(self) -> Any:
-        """The driver's fetchone; rows count toward a chunk of `ROWS_PER_CHUNK`."""
-        return self._tm_fetchone(self._raw.fetchone)
-
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
         """The driver's fetchmany; one chunk per call that returns rows."""
         return self._tm_fetchmany(self._raw.fetchmany, args, kwargs)
@@ -154,7 +150,43 @@ class InstrumentedCursor(ResultSets, Passthrough):
         return self if source is self._raw else self._tm_iterate(source)
 
     def __next__(self) -> Any:
-        return self._tm_next(self._raw.__next__)
+        st = self._tm_st
+        if st is None:
+            return next(self._raw)
+        # `Telling._tm_next` inlined: this runs once per row.
+        started = _perf()
+        try:
+            row = next(self._raw)
+        except StopIteration:
+            self._tm_finish(exhausted=True)
+            raise
+        except Exception as exc:
+            self._tm_abort(st, exc)
+            raise
+        st.row_s += _perf() - started
+        if not st.rows:
+            st.row_bytes = _row_bytes(row)
+        st.rows += 1
+        if st.rows >= ROWS_PER_CHUNK:
+            self._tm_flush_rows(st)
+        return row
+
+    def fetchone(self) -> Any:
+        """The driver's fetchone; rows count toward a chunk of `ROWS_PER_CHUNK`."""
+        st = self._tm_st
+        if st is None:
+            return self._raw.fetchone()
+        started = _perf()
+        try:
+            row = self._raw.fetchone()
+        except Exception as exc:
+            self._tm_abort(st, exc)
+            raise
+        if row is None:
+            self._tm_finish(exhausted=True)
+        else:
+            self._tm_one_row(st, row, _perf() - started)
+        return row
 
     # --- ending -----------------------------------------------------------------------------
 
