@@ -257,14 +257,17 @@ class Telling:
         session = self._tm_session
         if session is None:
             return
-        session.handle.tell(
-            ChunkDownloaded(
-                statement_id=st.sid,
-                chunk_index=st.chunks,
-                latency_ms=seconds * 1000.0,
-                size_bytes=size_bytes,
+        try:
+            session.handle.tell(
+                ChunkDownloaded(
+                    statement_id=st.sid,
+                    chunk_index=st.chunks,
+                    latency_ms=seconds * 1000.0,
+                    size_bytes=size_bytes,
+                )
             )
-        )
+        except Exception:  # never into the driver's fetch
+            logger.debug("telemetry: chunk not told", exc_info=True)
         st.chunks += 1
 
     # --- ending -----------------------------------------------------------------------------

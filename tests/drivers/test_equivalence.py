@@ -91,16 +91,27 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("telemetry", ["telemetry_on", "telemetry_off"])
+def _refuse(self: Recording, event: object) -> bool:
+    """A telemetry connection that takes statements' starts and raises at everything else."""
+    if isinstance(event, StatementStarted):
+        return True
+    raise RuntimeError("a telemetry connection that raises")
+
+
+@pytest.mark.parametrize("telemetry", ["telemetry_on", "telemetry_off", "telemetry_raising"])
 @pytest.mark.parametrize(("pair", "check"), CASES, indirect=["pair"])
 def test_the_instrumented_driver_gives_the_same_results_and_exceptions(
     pair: Pair, check: Check, telemetry: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if telemetry == "telemetry_off":  # the flag says no: statements are not even started
         monkeypatch.setattr(Recording, "enabled", False)
+    if telemetry == "telemetry_raising":  # hostile: nothing of it may reach the driver's caller
+        monkeypatch.setattr(Recording, "tell", _refuse)
     expected = outcome(check, pair.module, pair.raw)
     actual = outcome(check, pair.db, pair.wrapped)
     assert actual == expected
+    if telemetry == "telemetry_raising":
+        return
     assert pair.recordings, "the instrumented side told nothing"
     assert_told_consistently(pair.recordings)
     if telemetry == "telemetry_off":
