@@ -128,7 +128,20 @@ class _TellingCursor(ResultSets):
         return self._tm_run(cast(Any, super()).executemany, args, kwargs)
 
     def fetchone(self) -> Any:
-        return self._tm_fetchone(cast(Any, super()).fetchone)
+        st = self._tm_st
+        if st is None:
+            return super().fetchone()  # type: ignore[misc]
+        started = _perf()  # this runs once per row: no helper call
+        try:
+            row = super().fetchone()  # type: ignore[misc]
+        except Exception as exc:
+            self._tm_abort(st, exc)
+            raise
+        if row is None:
+            self._tm_finish(exhausted=True)
+        else:
+            self._tm_one_row(st, row, _perf() - started)
+        return row
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
         return self._tm_fetchmany(cast(Any, super()).fetchmany, args, kwargs)
@@ -245,7 +258,20 @@ class _Psycopg2Cursor(_TellingCursor):
         return self.name is not None
 
     def __next__(self) -> Any:
-        return self._tm_next(cast(Any, super()).__next__)
+        st = self._tm_st
+        if st is None:
+            return super().__next__()  # type: ignore[misc]
+        started = _perf()  # this runs once per row: no helper call
+        try:
+            row = super().__next__()  # type: ignore[misc]
+        except StopIteration:
+            self._tm_finish(exhausted=True)
+            raise
+        except Exception as exc:
+            self._tm_abort(st, exc)
+            raise
+        self._tm_one_row(st, row, _perf() - started)
+        return row
 
     def callproc(self, *args: Any, **kwargs: Any) -> Any:
         return self._tm_run(cast(Any, super()).callproc, args, kwargs, (StatementType.SQL, EXECUTE))

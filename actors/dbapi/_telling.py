@@ -134,22 +134,6 @@ class Telling:
 
     # --- fetching ---------------------------------------------------------------------------
 
-    def _tm_fetchone(self, method: Callable[[], Any]) -> Any:
-        st = self._tm_st
-        if st is None:
-            return method()
-        started = _perf()
-        try:
-            row = method()
-        except Exception as exc:
-            self._tm_abort(st, exc)
-            raise
-        if row is None:
-            self._tm_finish(exhausted=True)
-        else:
-            self._tm_one_row(st, row, _perf() - started)
-        return row
-
     def _tm_fetchmany(self, method: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         st = self._tm_st
         if st is None:
@@ -185,36 +169,24 @@ class Telling:
         self._tm_finish(exhausted=True)
         return rows
 
-    def _tm_next(self, method: Callable[[], Any]) -> Any:
-        """One row of ``__next__``; runs once per row, so `_tm_step` is inlined."""
-        st = self._tm_st
-        if st is None:
-            return method()
-        started = _perf()
-        try:
-            row = method()
-        except StopIteration:
-            self._tm_finish(exhausted=True)
-            raise
-        except Exception as exc:
-            self._tm_abort(st, exc)
-            raise
-        st.row_s += _perf() - started
-        if not st.rows:
-            st.row_bytes = _row_bytes(row)
-        st.rows += 1
-        if st.rows >= ROWS_PER_CHUNK:
-            self._tm_flush_rows(st)
-        return row
-
     def _tm_iterate(self, source: Iterator[Any]) -> Iterator[Any]:
-        """Rows of a driver whose cursor hands out a separate iterator."""
+        """Rows of a driver whose cursor hands out a separate iterator (`_tm_step` inlined:
+        this runs once per row)."""
         while True:
             st = self._tm_st
-            try:
-                row = next(source) if st is None else self._tm_step(st, source)
-            except StopIteration:
+            if st is None:
+                yield from source
                 return
+            started = _perf()
+            try:
+                row = next(source)
+            except StopIteration:
+                self._tm_finish(exhausted=True)
+                return
+            except Exception as exc:
+                self._tm_abort(st, exc)
+                raise
+            self._tm_one_row(st, row, _perf() - started)
             yield row
 
     def _tm_step(self, st: _Statement, source: Iterator[Any]) -> Any:
