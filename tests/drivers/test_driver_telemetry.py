@@ -482,3 +482,52 @@ def test_the_driver_version_is_the_installed_distributions(name: str, distributi
     module = require_module(name, distribution)
     assert driver_info_of(module).version == importlib.metadata.version(distribution)
     assert driver_info_of(module).name == name
+
+
+# --- the very exception object --------------------------------------------------------------
+
+
+def _first_raised_and_caught(action: Callable[[], Any]) -> tuple[BaseException, BaseException]:
+    """The first exception object of the caught class seen in any Python frame while `action`
+    ran (the driver's own, whether raised in Python code or by a C call), and the one that
+    reached the caller."""
+    seen: list[BaseException] = []
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if event == "exception":
+            seen.append(arg[1])
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        action()
+    except Exception as exc:
+        caught: BaseException = exc
+    else:
+        pytest.fail("the statement did not fail")
+    finally:
+        sys.settrace(None)
+    return next(exc for exc in seen if type(exc) is type(caught)), caught
+
+
+@pytest.mark.parametrize("name", DRIVERS)
+def test_a_failing_statement_raises_the_very_object_the_driver_raised(
+    pair_of: PairOf, name: str
+) -> None:
+    pair = pair_of(name)
+    conn = people(pair.db, pair.wrapped)
+    try:
+        cur = conn.cursor()
+        duplicate = pair.wrapped.sql("INSERT INTO people (id, name) VALUES (?, ?)")
+        for action in (
+            lambda: cur.execute("SELEC 1"),
+            lambda: cur.execute(duplicate, (1, "again")),
+            lambda: cur.executemany(duplicate, [(2, "again")]),
+        ):
+            raised, caught = _first_raised_and_caught(action)
+            assert caught is raised
+            assert caught.__cause__ is None
+            conn.rollback()
+    finally:
+        conn.close()
+    assert len(last_recording(pair).of(ErrorOccurred)) == 3
