@@ -9,6 +9,7 @@ from typing import Any
 import _pytest.outcomes
 import pytest
 import servers
+from _pytest.outcomes import Failed
 
 
 def test_a_missing_server_skips_with_an_install_hint_outside_ci(
@@ -54,3 +55,23 @@ def test_the_sqlite_odbc_driver_opens_a_database_file(sqlite_odbc: Any, tmp_path
         assert conn.execute("SELECT 1 + 1").fetchone()[0] == 2
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("", pytest.skip.Exception), ("true", Failed)])
+def test_missing_postgresql_binaries_skip_or_fail_with_the_install_hint(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(servers, "postgres_bindir", lambda: None)
+    with pytest.raises(outcome, match="apt-get install postgresql unixodbc libsqliteodbc"):
+        servers.start_postgres()
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("", pytest.skip.Exception), ("true", Failed)])
+def test_a_missing_sqlite_odbc_driver_skips_or_fails_with_the_install_hint(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(servers, "sqlite_odbc_driver", lambda: None)
+    with pytest.raises(outcome, match="libsqliteodbc"):
+        servers.sqlite_odbc_connection_string("x.db")
