@@ -20,7 +20,7 @@ import pytest
 from servers import PostgresInfo, require_module, sqlite_odbc_connection_string
 
 import actors.dbapi._session as dbapi_session
-from actors.dbapi import instrument
+from actors.dbapi import instrument, instrument_connection
 
 DRIVERS = ("sqlite3", "pyodbc", "psycopg", "psycopg2")
 DISTRIBUTIONS = {
@@ -182,6 +182,21 @@ def make_pair(
 
     db = instrument(module, host="drivers.example.com")
     return Pair(env("raw"), env("wrapped"), db, recordings)
+
+
+class OpenConnections:
+    """A module-like object whose ``connect`` wraps each driver connection once it is open
+    (`instrument_connection`): the generic wrapper, whatever the driver."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.module = module
+
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
+        raw = self.module.connect(*args, **kwargs)
+        return instrument_connection(raw, host="drivers.example.com")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
 
 
 @pytest.fixture(params=DRIVERS)
