@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 import pykka
 import pytest
+from servers import PostgresInfo, sqlite_odbc_connection_string, start_postgres
 from waiting import poll_until
 
 import actors
@@ -432,3 +433,30 @@ def stop_all_actors() -> Iterator[None]:
     while tree_threads() and time.monotonic() < deadline_s:
         pause.wait(0.005)
     process.state.last_report = None  # the next test's dump_state starts empty
+
+
+# --- real servers -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresInfo]:
+    """A PostgreSQL server of its own for the session on 127.0.0.1 (host, port, user, dbname, dsn).
+
+    Skips with an install hint when PostgreSQL is missing; fails instead when CI is set.
+    """
+    server = start_postgres()
+    try:
+        assert server.info is not None
+        yield server.info
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sqlite_odbc() -> Callable[[Any], str]:
+    """`sqlite_odbc(path)`: a pyodbc connection string for a SQLite file via the ODBC driver.
+
+    Skips with an install hint when the driver is missing; fails instead when CI is set.
+    """
+    sqlite_odbc_connection_string(":memory:")  # skip or fail now, not inside the test
+    return sqlite_odbc_connection_string

@@ -12,6 +12,7 @@ import gc
 import sqlite3
 import threading
 import types
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pykka
 import pytest
 
 import actors
-import actors.dbapi.connection as dbapi_connection
+import actors.dbapi._session as dbapi_session
 from actors.dbapi import (
     ROWS_PER_CHUNK,
     InstrumentedConnection,
@@ -555,7 +556,7 @@ def recorders(monkeypatch: pytest.MonkeyPatch) -> list[Recorder]:
         opened.append(Recorder())
         return opened[-1]
 
-    monkeypatch.setattr(dbapi_connection, "_open_telemetry", open_recorder)
+    monkeypatch.setattr(dbapi_session, "_open_telemetry", open_recorder)
     return opened
 
 
@@ -799,8 +800,10 @@ def test_a_connection_collected_without_close_still_ends_its_session(
 ) -> None:
     conn = instrument(sqlite3, host="example.com").connect(":memory:")
     session_id = conn.telemetry_session_id
-    del conn
-    gc.collect()
+    with warnings.catch_warnings():  # sqlite3's own warning (3.13) about a database left open
+        warnings.simplefilter("ignore", ResourceWarning)
+        del conn
+        gc.collect()
     closed = recorders[0].events[-1]
     assert isinstance(closed, ConnectionClosed) and closed.session_id == session_id
     assert recorders[0].closed
@@ -884,8 +887,15 @@ def test_each_thread_tells_on_its_own_connection(recorders: list[Recorder]) -> N
         ("BEGIN", StatementType.SQL),
         ("", StatementType.SQL),
         ("/* never closed", StatementType.SQL),
-        (b"SELECT 1", StatementType.SQL),
+        (b"SELECT 1", StatementType.QUERY),
+        (bytearray(b" insert into t values (1)"), StatementType.UPDATE),
+        (memoryview(b"-- c\nDELETE FROM t"), StatementType.UPDATE),
+        (b"\xff\xfe SELECT", StatementType.QUERY),
+        ("COPY t FROM STDIN", StatementType.UPDATE),
+        ("copy (SELECT a FROM t) TO STDOUT", StatementType.QUERY),
+        ("COPY t", StatementType.SQL),
         (None, StatementType.SQL),
+        (42, StatementType.SQL),
     ],
 )
 def test_statement_type_comes_from_the_first_keyword(operation: Any, expected: Any) -> None:
