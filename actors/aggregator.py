@@ -279,7 +279,7 @@ class AggregatorActor(GuardedActor):
     def _emit_statement(self, statement_id: str) -> None:
         st = self._statements.pop(statement_id)
         self._statement_events -= st.events
-        kind, log = st.driver_log()
+        kind, log = st.driver_log(self._settings.error_text)
         self._emit(st.context, kind, log, st.events)
 
     def _on_error(self, context: ConnectionContext, error: ev.ErrorOccurred) -> None:
@@ -302,7 +302,7 @@ class AggregatorActor(GuardedActor):
             session_id=error.session_id,
             sql_statement_id=error.statement_id,
             system_configuration=context.system_configuration,
-            error_info=error_info(error),
+            error_info=error_info(error, self._settings.error_text),
         )
         self._emit(context, LogKind.ERROR, log, 1)
 

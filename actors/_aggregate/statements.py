@@ -13,6 +13,8 @@ import attrs
 from messages import events as ev
 from messages.commands import ConnectionContext
 from messages.enums import ExecutionResultFormat, OperationType, StatementType
+from messages.errors import is_error_code
+from messages.mask import error_trace
 from messages.privacy import LogKind, apply_allow_list
 from messages.records import (
     ChunkDetails,
@@ -28,7 +30,6 @@ from messages.records import (
     SqlExecutionEvent,
     SystemConfiguration,
 )
-from messages.redact import redact
 
 __all__ = ["StatementAggregate", "build_log", "invalid_reason", "ms"]
 
@@ -172,6 +173,8 @@ def invalid_reason(event: object) -> str | None:
         case ev.ErrorOccurred(error_name=name, statement_id=st, session_id=sid, http_status=hs):
             if _bad_id(name):
                 return "error_name"
+            if event.error_code is not None and not is_error_code(event.error_code):
+                return "error_code"
             if event.retryable is not None and not isinstance(event.retryable, bool):
                 return "retryable"
             if (st is not None and _bad_id(st)) or (sid is not None and _bad_id(sid)):
@@ -265,7 +268,7 @@ class StatementAggregate:
             ),
         )
 
-    def driver_log(self) -> tuple[LogKind, SqlDriverLog]:
+    def driver_log(self, error_text: str = "masked") -> tuple[LogKind, SqlDriverLog]:
         """The statement's log (an error log if an error was held with it)."""
         done = self.done
         log = SqlDriverLog(
@@ -273,15 +276,16 @@ class StatementAggregate:
             sql_statement_id=self.statement_id,
             system_configuration=self.context.system_configuration,
             sql_operation=self.sql_operation(),
-            error_info=error_info(self.error) if self.error else None,
+            error_info=error_info(self.error, error_text) if self.error else None,
             operation_latency_ms=ms(done.operation_latency_ms) if done else None,
         )
         return (LogKind.ERROR if self.error else LogKind.STATEMENT), log
 
 
-def error_info(error: ev.ErrorOccurred) -> DriverErrorInfo:
-    """The exported error: class name and a redacted, capped message."""
-    return DriverErrorInfo(error_name=error.error_name, stack_trace=redact(error.message) or None)
+def error_info(error: ev.ErrorOccurred, error_text: str = "masked") -> DriverErrorInfo:
+    """The exported error: class name, ``[code]`` and the masked, capped message."""
+    trace = error_trace(error.message, error.error_code, error_text)
+    return DriverErrorInfo(error_name=error.error_name, stack_trace=trace)
 
 
 # Event ids only have to be unique, not unpredictable: a private generator seeded from the OS

@@ -1,0 +1,270 @@
+"""Masking by construction: the one function every free text goes through before any sink.
+
+An error message keeps its shape and loses its data. It is read as tokens, left to right, once:
+quoted literals (any quote, closed or not), numbers, parenthesised value lists, paths, URLs'
+query strings and user-info, e-mails, IPs and long tokens become placeholders; a word stays only
+if it is message vocabulary (`messages._vocabulary`) and does not stand where a value or an
+object's name stands. Statement text that servers echo (``LINE n:`` with its caret line,
+``QUERY:``, ``STATEMENT:``, ``== SQL ==`` blocks) is dropped whole. Safe from any thread; never
+raises; linear in the input (every pattern is possessive or bounded), which is read up to 64 KB.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator, Iterator
+
+from messages._vocabulary import CONTENT_WORDS, FUNCTION_WORDS, OBJECT_NOUNS
+
+__all__ = [
+    "ERROR_TEXT_MODES",
+    "MAX_CHARS",
+    "PLACEHOLDERS",
+    "TRUNCATED",
+    "error_trace",
+    "mask_text",
+]
+
+MAX_CHARS = 2048
+SCAN_CHARS = 65_536  # what is read of an input; the rest cannot reach the cap anyway
+ERROR_TEXT_MODES = ("masked", "class_only")
+TRUNCATED = " <truncated>"
+STR, NUM, ID, VALUES, TEXT = "<str>", "<num>", "<id>", "(<values>)", "<text>"
+PATH, URL_PATH, EMAIL, IP, TOKEN = "<path>", "/<path>", "<email>", "<ip>", "<token>"
+PLACEHOLDERS = (STR, NUM, ID, VALUES, TEXT, PATH, EMAIL, IP, TOKEN)
+_UNPRINTABLE = "<unprintable>"
+_FAILED = "<masking failed>"
+
+# Whole blocks of echoed statement text: a labelled line and the lines that continue it (up to
+# the next ``LABEL:`` line), an ``== SQL ==`` block to the end, caret lines anywhere.
+_ECHO = re.compile(
+    r"(?m)^[ \t]*+(?:LINE[ \t]*+\d{1,9}+|QUERY|STATEMENT):[^\n]*+"
+    r"(?:\n(?![ \t]*+[A-Z][A-Z ]{0,20}+:)[^\n]*+)*+"
+    r"|^[ \t]*+==[ \t]*+SQL\b[\s\S]*+"
+    r"|^[ \t\-]*+\^[\^ \t\-~]*+$"
+)
+_TOKEN = re.compile(
+    r"""
+    (?P<nl>\n)
+    |(?P<ws>[^\S\n]++)
+    |(?P<url>[A-Za-z][A-Za-z0-9+.\-]{1,31}+://[^\s'"`<>]*+)
+    |(?P<email>[\w.+\-]{1,64}+@[\w\-]{1,63}+(?:\.[\w\-]{1,63}+)++)
+    |(?P<ip>(?<![\w.])\d{1,3}+(?:\.\d{1,3}+){3}(?![\w.])
+        |(?<![\w:])(?:[0-9A-Fa-f]{0,4}+:){2,7}+[0-9A-Fa-f]{0,4}+(?![\w:]))
+    |(?P<path>(?:(?<![\w.\-])[A-Za-z]:[\\/]|\\\\(?=[\w.$])|(?<![\w.])~[\\/]
+        |(?<![\w.\-/\\])/(?=[\w.~$\-]))[^\s'"`<>|;,()\[\]]*+)
+    |(?P<quote>(?:(?<!\w)(?:[NnEeXxBbRr]|[Uu]&))?
+        (?:'(?:[^'\\]|''|\\.)*+'?|"(?:[^"\\]|""|\\.)*+"?|`(?:[^`]|``)*+`?))
+    |(?P<tag>\[[A-Z][A-Z0-9]*+(?:[_.][A-Z0-9]++)++\]|\[[0-9A-Z]{5}\])
+    |(?P<blob>(?=[A-Za-z0-9+/_\-]{24})[A-Za-z0-9+/_\-]++={0,2})
+    |(?P<word>[^\W\d][\w$]*+(?:'(?:t|s|re|ve|ll|d|m)\b)?(?:\.[^\W\d][\w$]*+)*+)
+    |(?P<num>\d[\w$]*+(?:\.\d[\w$]*+)*+)
+    |(?P<open>\()
+    |(?P<punct>[!-/:-@\[-`{-~])
+    |(?P<other>[\s\S])
+    """,
+    re.VERBOSE,
+)
+_PARENS = re.compile(r"[()\n]")
+_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*+)://(?:[^/?#@]*+@)?(?P<host>[^/?#]*+)")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}+\.)*+[A-Za-z0-9\-]{0,62}+(?::\d{1,5})?")
+_IP_HOST = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?|\[[0-9A-Fa-f:.]*+\](?::\d{1,5})?")
+_SQLSTATE = re.compile(r"[0-9A-Z]{5}")
+_LOCATORS = frozenset(
+    {"line", "lines", "pos", "position", "offset", "col", "char", "character", "errno", "port"}
+)
+_COMPARISONS = frozenset("=<>!")
+_LISTS = frozenset({"contains", "values"})
+
+
+def _to_text(text: object) -> str:
+    if isinstance(text, str):
+        return text
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return bytes(text[:SCAN_CHARS]).decode("utf-8", errors="replace")
+    try:
+        return str(text)
+    except Exception:
+        return _UNPRINTABLE
+
+
+class _Reader:
+    """One pass over a text: yields output pieces; remembers the last significant tokens."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.last: list[str] = ["", "", ""]  # the last three significant tokens, lower-cased
+
+    def _note(self, token: str) -> None:
+        self.last = [self.last[1], self.last[2], token]
+
+    def _object_position(self) -> bool:
+        """Right after ``table``, ``column: `` or ``constraint failed:``: a name stands here."""
+        before, prev, last = self.last
+        if last in OBJECT_NOUNS:
+            return True
+        return last == ":" and (prev in OBJECT_NOUNS or (prev, before) == ("failed", "constraint"))
+
+    def _code_position(self, token: str) -> bool:
+        """A SQLSTATE right after ``SQLSTATE``, ``SQLSTATE:`` or ``SQLSTATE=``."""
+        _, prev, last = self.last
+        after = last == "sqlstate" or (last in (":", "=") and prev == "sqlstate")
+        return after and _SQLSTATE.fullmatch(token) is not None
+
+    def _value_position(self) -> bool:
+        last = self.last[2]
+        return len(last) == 1 and last in _COMPARISONS
+
+    def pieces(self) -> Iterator[str]:
+        text, pos, end = self.text, 0, len(self.text)
+        while pos < end:
+            match = _TOKEN.match(text, pos)
+            if match is None:  # cannot happen: `other` matches any character
+                return
+            kind, token = match.lastgroup, match.group()
+            pos = match.end()
+            if kind == "nl":
+                self.last = ["", "", ""]
+                yield "\n"
+            elif kind == "ws":
+                yield " "
+            elif kind == "open":
+                pos = yield from self._open(pos)
+            elif kind == "punct":
+                pos = yield from self._punct(token, pos)
+            elif kind != "other":
+                yield self._piece(kind or "", token)
+
+    def _open(self, pos: int) -> Generator[str, None, int]:
+        if self.last[2] in _LISTS or self._value_position():
+            self._note(VALUES)
+            yield VALUES
+            return self._close(pos)
+        self._note("(")
+        yield "("
+        return pos
+
+    def _close(self, pos: int) -> int:
+        """The end of a parenthesised value list: its matching ``)``, or the end of its line."""
+        depth, text = 1, self.text
+        while True:
+            found = _PARENS.search(text, pos)
+            if found is None:
+                return len(text)
+            char, pos = found.group(), found.end()
+            if char == "\n":
+                return pos - 1
+            depth += 1 if char == "(" else -1
+            if depth == 0:
+                return pos
+
+    def _punct(self, token: str, pos: int) -> Generator[str, None, int]:
+        if token == ":" and self.last[1] == "line" and self.last[2] == NUM:
+            # "JSON data, line 1: {bad..." — what follows quotes the data
+            yield ": " + TEXT
+            end = self.text.find("\n", pos)
+            return len(self.text) if end < 0 else end
+        self._note(token)
+        yield token
+        return pos
+
+    def _piece(self, kind: str, token: str) -> str:
+        if kind == "word":
+            return self._word(token)
+        if kind == "num":
+            return self._number(token)
+        piece = _SIMPLE.get(kind)
+        if piece is None:
+            piece = _url(token) if kind == "url" else token if kind == "tag" else TOKEN
+            if kind == "blob" and not any(c.isdigit() or c in "+/" for c in token):
+                piece = ID
+        self._note(piece)
+        return piece
+
+    def _word(self, token: str) -> str:
+        lower = token.lower()
+        if self._code_position(token):
+            keep = True
+        elif self._value_position():
+            keep = False
+        elif lower in FUNCTION_WORDS:
+            keep = True
+        else:
+            keep = lower in CONTENT_WORDS and not self._object_position()
+        self._note(lower if keep else ID)
+        return token if keep else ID
+
+    def _number(self, token: str) -> str:
+        prev = self.last[2]
+        keep = self._code_position(token) or (
+            token.isdigit() and len(token) <= 5 and prev in _LOCATORS
+        )
+        self._note(NUM)
+        return token if keep else NUM
+
+
+_SIMPLE = {"email": EMAIL, "ip": IP, "path": PATH, "quote": STR}
+
+
+def _url(token: str) -> str:
+    """Scheme and host only: user-info, path, query and fragment go."""
+    match = _URL.match(token)
+    if match is None:
+        return PATH
+    host = match.group("host")
+    if _IP_HOST.fullmatch(host) or not _HOST.fullmatch(host):
+        host = IP if host else ""
+    rest = token[match.end() :]
+    return f"{match.group('scheme')}://{host}{URL_PATH if rest.strip('/') else ''}"
+
+
+def _assemble(pieces: Iterator[str], limit: int) -> str:
+    """Join pieces, one space or newline between them at most, within `limit` characters."""
+    out: list[str] = []
+    size = 0
+    for piece in pieces:
+        if piece in (" ", "\n") and (not out or out[-1] in (" ", "\n")):
+            if piece == "\n" and out and out[-1] == " ":
+                out[-1] = "\n"
+            continue
+        if size + len(piece) > limit:
+            out.append(TRUNCATED)
+            break
+        out.append(piece)
+        size += len(piece)
+    text = "".join(out).strip()
+    if len(text) > limit:
+        text = text[: max(0, limit - len(TRUNCATED))].rstrip() + TRUNCATED
+    return text[:limit]
+
+
+def mask_text(text: object, max_chars: int = MAX_CHARS) -> str:
+    """Return `text` with its data masked, keeping only message vocabulary, capped at max_chars.
+
+    Safe from any thread; never raises (an object whose ``__str__`` raises gives
+    ``<unprintable>``).
+    """
+    try:
+        limit = max(0, int(max_chars))
+        value = _to_text(text)[:SCAN_CHARS]
+        if value is _UNPRINTABLE:
+            return _UNPRINTABLE[:limit]
+        value = _ECHO.sub("", value)
+        return _assemble(_Reader(value).pieces(), limit)
+    except Exception:
+        return _FAILED[: max(0, max_chars)] if isinstance(max_chars, int) else _FAILED
+
+
+def error_trace(message: object, code: str | None = None, mode: str = "masked") -> str | None:
+    """The exported text of an error: ``[code]`` and the masked message (only the code when
+    `mode` is ``class_only``); None when nothing is left. Never raises."""
+    try:
+        prefix = f"[{code}]" if code else ""
+        if mode != "masked":
+            return prefix or None
+        masked = mask_text(message, MAX_CHARS - len(prefix) - 1)
+        if prefix and masked.startswith(prefix):
+            masked = masked[len(prefix) :].lstrip()
+        return " ".join(part for part in (prefix, masked) if part) or None
+    except Exception:
+        return None
