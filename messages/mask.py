@@ -31,7 +31,8 @@ ERROR_TEXT_MODES = ("masked", "class_only")
 TRUNCATED = " <truncated>"
 STR, NUM, ID, VALUES, TEXT = "<str>", "<num>", "<id>", "(<values>)", "<text>"
 PATH, URL_PATH, EMAIL, IP, TOKEN = "<path>", "/<path>", "<email>", "<ip>", "<token>"
-PLACEHOLDERS = (STR, NUM, ID, VALUES, TEXT, PATH, EMAIL, IP, TOKEN)
+HOST, URL = "<host>", "<url>"
+PLACEHOLDERS = (STR, NUM, ID, VALUES, TEXT, PATH, EMAIL, IP, TOKEN, HOST, URL)
 _UNPRINTABLE = "<unprintable>"
 _FAILED = "<masking failed>"
 
@@ -66,9 +67,12 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _PARENS = re.compile(r"[()\n]")
-_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*+)://(?:[^/?#@]*+@)?(?P<host>[^/?#]*+)")
-_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}+\.)*+[A-Za-z0-9\-]{0,62}+(?::\d{1,5})?")
-_IP_HOST = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?|\[[0-9A-Fa-f:.]*+\](?::\d{1,5})?")
+_SCHEMES = frozenset(
+    str.split(
+        "http https ftp sftp file s3 s3a s3n gs abfs abfss wasb wasbs adl dbfs hdfs ws wss jdbc"
+        " odbc postgres postgresql mysql sqlite databricks"
+    )
+)
 _SQLSTATE = re.compile(r"[0-9A-Z]{5}")
 _LOCATORS = frozenset(
     {"line", "lines", "pos", "position", "offset", "col", "char", "character", "errno", "port"}
@@ -94,6 +98,7 @@ class _Reader:
     def __init__(self, text: str) -> None:
         self.text = text
         self.last: list[str] = ["", "", ""]  # the last three significant tokens, lower-cased
+        self.lead = True  # nothing but error-class tags yet on this line
 
     def _note(self, token: str) -> None:
         self.last = [self.last[1], self.last[2], token]
@@ -124,11 +129,17 @@ class _Reader:
             kind, token = match.lastgroup, match.group()
             pos = match.end()
             if kind == "nl":
-                self.last = ["", "", ""]
+                self.last, self.lead = ["", "", ""], True
                 yield "\n"
-            elif kind == "ws":
+                continue
+            if kind == "ws":
                 yield " "
-            elif kind == "open":
+                continue
+            if kind == "tag" and self.lead:  # [HY000], [PARSE_SYNTAX_ERROR]: codes, not data
+                yield token
+                continue
+            self.lead = False
+            if kind == "open":
                 pos = yield from self._open(pos)
             elif kind == "punct":
                 pos = yield from self._punct(token, pos)
@@ -175,7 +186,7 @@ class _Reader:
             return self._number(token)
         piece = _SIMPLE.get(kind)
         if piece is None:
-            piece = _url(token) if kind == "url" else token if kind == "tag" else TOKEN
+            piece = _url(token) if kind == "url" else "[" + ID + "]" if kind == "tag" else TOKEN
             if kind == "blob" and not any(c.isdigit() or c in "+/" for c in token):
                 piece = ID
         self._note(piece)
@@ -207,15 +218,12 @@ _SIMPLE = {"email": EMAIL, "ip": IP, "path": PATH, "quote": STR}
 
 
 def _url(token: str) -> str:
-    """Scheme and host only: user-info, path, query and fragment go."""
-    match = _URL.match(token)
-    if match is None:
-        return PATH
-    host = match.group("host")
-    if _IP_HOST.fullmatch(host) or not _HOST.fullmatch(host):
-        host = IP if host else ""
-    rest = token[match.end() :]
-    return f"{match.group('scheme')}://{host}{URL_PATH if rest.strip('/') else ''}"
+    """A known scheme and placeholders: host, user-info, path, query and fragment all go."""
+    scheme, _, rest = token.partition("://")
+    if scheme.lower() not in _SCHEMES:
+        return URL
+    host, slash, _ = rest.partition("/")
+    return f"{scheme}://{HOST if host else ''}{URL_PATH if slash else ''}"
 
 
 def _assemble(pieces: Iterator[str], limit: int) -> str:

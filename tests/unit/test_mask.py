@@ -15,7 +15,7 @@ from messages import events as ev
 from messages._vocabulary import CONTENT_WORDS, FUNCTION_WORDS
 from messages.config import TelemetrySettings
 from messages.errors import error_code, error_message, is_error_code
-from messages.mask import PLACEHOLDERS, SCAN_CHARS, TRUNCATED, error_trace, mask_text
+from messages.mask import _SCHEMES, PLACEHOLDERS, SCAN_CHARS, TRUNCATED, error_trace, mask_text
 
 DAPI = "dapi0123456789abcdef0123456789abcdef"
 JWT = (
@@ -107,12 +107,13 @@ def test_mask_keeps_the_shape_of_a_message(text: str, expected: str) -> None:
     assert mask_text(text) == expected
 
 
-def test_mask_keeps_error_classes_sqlstates_and_url_hosts() -> None:
+def test_mask_keeps_leading_error_classes_sqlstates_and_url_schemes() -> None:
     out = mask_text("[PARSE_SYNTAX_ERROR] Syntax error at or near 'x'. SQLSTATE: 42601")
     assert out == "[PARSE_SYNTAX_ERROR] Syntax error at or near <str>. SQLSTATE: 42601"
     out = mask_text("download failed: https://u:p@h.example.com:8443/a/b?sig=1#f")
-    assert out == "download failed: https://h.example.com:8443/<path>"
-    assert mask_text("to http://10.0.0.7:80/x") == "to http://<ip>/<path>"
+    assert out == "download failed: https://<host>/<path>"
+    assert mask_text("to http://10.0.0.7:80") == "to http://<host>"
+    assert mask_text("to gcore9x://h/x and [SECRET_X] mid-line") == "to <url> and [<id>] <id>-line"
 
 
 def test_masked_messages_group_whatever_the_values() -> None:
@@ -180,7 +181,7 @@ def _words_and_numbers(out: str) -> tuple[list[str], list[str]]:
     for placeholder in PLACEHOLDERS:
         out = out.replace(placeholder, " ")
     out = re.sub(r"\[[A-Z][A-Z0-9]*(?:[_.][A-Z0-9]+)+\]|\[[0-9A-Z]{5}\]", " ", out)
-    out = re.sub(r"[a-z][a-z0-9+.\-]*://[A-Za-z0-9.\-:]*", " ", out)  # kept scheme and host
+    out = re.sub(rf"(?i)\b(?:{'|'.join(_SCHEMES)})://", " ", out)  # a known scheme
     out = re.sub(r"(?i)sqlstate: [0-9A-Z]{5}", " ", out)
     words = re.findall(r"[^\W\d][\w$]*(?:'\w+)?", out)
     return words, re.findall(r"\d+", out)
