@@ -55,7 +55,7 @@ _TOKEN = re.compile(
     |(?P<path>(?:(?<![\w.\-])[A-Za-z]:[\\/]|\\\\(?=[\w.$])|(?<![\w.])~[\\/]
         |(?<![\w.\-/\\])/(?=[\w.~$\-]))[^\s'"`<>|;,()\[\]]*+)
     |(?P<quote>(?:(?<!\w)(?:[NnEeXxBbRr]|[Uu]&))?
-        (?:'(?:[^'\\]|''|\\.)*+'?|"(?:[^"\\]|""|\\.)*+"?|`(?:[^`]|``)*+`?))
+        (?:'(?:[^'\\]++|''|\\.)*+'?|"(?:[^"\\]++|""|\\.)*+"?|`(?:[^`]++|``)*+`?))
     |(?P<tag>\[[A-Z][A-Z0-9]*+(?:[_.][A-Z0-9]++)++\]|\[[0-9A-Z]{5}\])
     |(?P<blob>(?=[A-Za-z0-9+/_\-]{24})[A-Za-z0-9+/_\-]++={0,2})
     |(?P<word>[^\W\d][\w$]*+(?:'(?:t|s|re|ve|ll|d|m)\b)?(?:\.[^\W\d][\w$]*+)*+)
@@ -67,6 +67,7 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _PARENS = re.compile(r"[()\n]")
+_MAX_DEPTH = 16
 _SCHEMES = frozenset(
     str.split(
         "http https ftp sftp file s3 s3a s3n gs abfs abfss wasb wasbs adl dbfs hdfs ws wss jdbc"
@@ -156,7 +157,11 @@ class _Reader:
         return pos
 
     def _close(self, pos: int) -> int:
-        """The end of a parenthesised value list: its matching ``)``, or the end of its line."""
+        """The end of a parenthesised value list: its matching ``)``, or the end of its line.
+
+        Nested deeper than `_MAX_DEPTH`, the rest of the line is taken as the list, which keeps
+        a line of thousands of ``(`` from costing a Python step each.
+        """
         depth, text = 1, self.text
         while True:
             found = _PARENS.search(text, pos)
@@ -168,6 +173,9 @@ class _Reader:
             depth += 1 if char == "(" else -1
             if depth == 0:
                 return pos
+            if depth > _MAX_DEPTH:
+                end = text.find("\n", pos)
+                return len(text) if end < 0 else end
 
     def _punct(self, token: str, pos: int) -> Generator[str, None, int]:
         if token == ":" and self.last[1] == "line" and self.last[2] == NUM:
