@@ -44,9 +44,10 @@ _ECHO = re.compile(
     r"|^[ \t]*+==[ \t]*+SQL\b[\s\S]*+"
     r"|^[ \t\-]*+\^[\^ \t\-~]*+$"
 )
+_ECHO_MARKERS = ("LINE", "QUERY:", "STATEMENT:", "==", "^")
 _TOKEN = re.compile(
     r"""
-    (?P<nl>\n)
+    (?P<nl>\n\s*+)
     |(?P<ws>[^\S\n]++)
     |(?P<url>[A-Za-z][A-Za-z0-9+.\-]{1,31}+://[^\s'"`<>]*+)
     |(?P<email>[\w.+\-]{1,64}+@[\w\-]{1,63}+(?:\.[\w\-]{1,63}+)++)
@@ -62,12 +63,13 @@ _TOKEN = re.compile(
     |(?P<num>\d[\w$]*+(?:\.\d[\w$]*+)*+)
     |(?P<open>\()
     |(?P<punct>[!-/:-@\[-`{-~])
-    |(?P<other>[\s\S])
+    |(?P<other>[^\w\s!-~]++|[\s\S])
     """,
     re.VERBOSE,
 )
 _PARENS = re.compile(r"[()\n]")
 _MAX_DEPTH = 16
+_TOKEN_CHARS = re.compile(r"[0-9+/]")  # a long run with one of these is a token, not a name
 _SCHEMES = frozenset(
     str.split(
         "http https ftp sftp file s3 s3a s3n gs abfs abfss wasb wasbs adl dbfs hdfs ws wss jdbc"
@@ -195,7 +197,7 @@ class _Reader:
         piece = _SIMPLE.get(kind)
         if piece is None:
             piece = _url(token) if kind == "url" else "[" + ID + "]" if kind == "tag" else TOKEN
-            if kind == "blob" and not any(c.isdigit() or c in "+/" for c in token):
+            if kind == "blob" and _TOKEN_CHARS.search(token) is None:
                 piece = ID
         self._note(piece)
         return piece
@@ -238,20 +240,18 @@ def _assemble(pieces: Iterator[str], limit: int) -> str:
     """Join pieces, one space or newline between them at most, within `limit` characters."""
     out: list[str] = []
     size = 0
+    room = limit - len(TRUNCATED) if limit > len(TRUNCATED) else limit
     for piece in pieces:
         if piece in (" ", "\n") and (not out or out[-1] in (" ", "\n")):
             if piece == "\n" and out and out[-1] == " ":
                 out[-1] = "\n"
             continue
-        if size + len(piece) > limit:
-            out.append(TRUNCATED)
+        if size + len(piece) > room:
+            out.append(TRUNCATED if room < limit else "")
             break
         out.append(piece)
         size += len(piece)
-    text = "".join(out).strip()
-    if len(text) > limit:
-        text = text[: max(0, limit - len(TRUNCATED))].rstrip() + TRUNCATED
-    return text[:limit]
+    return "".join(out).strip()
 
 
 def mask_text(text: object, max_chars: int = MAX_CHARS) -> str:
@@ -265,7 +265,8 @@ def mask_text(text: object, max_chars: int = MAX_CHARS) -> str:
         value = _to_text(text)[:SCAN_CHARS]
         if value is _UNPRINTABLE:
             return _UNPRINTABLE[:limit]
-        value = _ECHO.sub("", value)
+        if any(marker in value for marker in _ECHO_MARKERS):
+            value = _ECHO.sub("", value)
         return _assemble(_Reader(value).pieces(), limit)
     except Exception:
         return _FAILED[: max(0, max_chars)] if isinstance(max_chars, int) else _FAILED

@@ -178,7 +178,7 @@ def test_mask_has_no_catastrophic_backtracking_on_hostile_input(text: str) -> No
 
 
 def _words_and_numbers(out: str) -> tuple[list[str], list[str]]:
-    for placeholder in PLACEHOLDERS:
+    for placeholder in (*PLACEHOLDERS, TRUNCATED.strip()):
         out = out.replace(placeholder, " ")
     out = re.sub(r"\[[A-Z][A-Z0-9]*(?:[_.][A-Z0-9]+)+\]|\[[0-9A-Z]{5}\]", " ", out)
     out = re.sub(rf"(?i)\b(?:{'|'.join(_SCHEMES)})://", " ", out)  # a known scheme
@@ -284,3 +284,20 @@ def test_error_text_setting_rejects_raw_in_code_and_falls_back_from_sources() ->
     assert TelemetrySettings.from_sources({"telemetry.error_text": "raw"}, {}).error_text == (
         "masked"
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.text(
+        alphabet="a1 '\"`()=<:/\\.@-_[]$\nLINE^QUERY\x01\u00e9\U0001f600", min_size=1, max_size=12
+    )
+)
+def test_a_64_kb_repetition_of_any_unit_is_masked_in_bounded_time_to_vocabulary(unit: str) -> None:
+    text = (unit * (SCAN_CHARS // len(unit) + 1))[:SCAN_CHARS]
+    started = time.perf_counter()
+    out = mask_text(text)
+    assert time.perf_counter() - started < 5.0  # a hang guard, as above
+    words, numbers = _words_and_numbers(out)
+    vocabulary = FUNCTION_WORDS | CONTENT_WORDS
+    assert all(word.lower() in vocabulary for word in words), (unit, words[:5])
+    assert all(len(number) <= 5 for number in numbers), unit
