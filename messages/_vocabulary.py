@@ -59,78 +59,79 @@ dimensions direct directories directory disable disabled disables disk display d
 documentation doesn domain domains dotted double download driver drivers drop dropped dump
 duplicate duration dynamic elapsed element elements empty enable enabled enables encode encoding
 encryption end ended ends enough ensure entries entry enum environment eof equal errno error
-errors escape escapes estimate estimator event exactly example exceeded exceeds exception
-exclusion executable execute executed executing execution existing exit exited expected expects
-expired explicit explicitly expr expression expressions extend extension external extra facility
-failsafe failure false family fastpath fatal feature fetch few field fields file files filter
-final find finish finished fired first fixed flag flags float floating flush follow followed
-following forbidden force foreign fork form format formats formatting forward fraction frame
-free freetds freeze frequently fsync full function functions future gateway gather generate
-generated generation get given got granted grantor greater group grouping handler handshake hash
-header hexadecimal higher hint history hive host hot hour http https huge hypothetical ident
-identifier identifiers identify identity idle ignored image immediate immutable implement
-implementation implemented import improper include included including incompatible incomplete
-inconsistent incorrect increase increasing index indexed indexes inet infinite infinity info
-information inherit inheritance inherited inherits initdb initial initialize initialized input
-insert inserts inside installed instructs insufficient int integer integrity interface internal
-interrupted interval invalid invocation ip isolation item items jdbc join joinable journal json
-jsonb jsonpath junction junk keepalive kernel key keys keyword kind know label language large
-larger last launched left length level lib libpq libraries library limit line link list listen
-lists literal load loaded local locale locate location lock locked locks log logged logging
-logical logs long longer look lookup loss lost low lower magic main maintenance make making
-malformed manager many map mapping mariadb mark marked mask match matched matching materialized
-max maximum means meant member members memory merge merging message messages method minimal
-minimum mismatch misplaced missing misuse mode modified modifier modifying module modules
-modulus months move moved moving ms mssql mstype multidimensional multiple multirange multixact
-mysql name names namespace near necessary need needed negative nested network never new newline
-next non nonce nondeterministic nonetype notsupported null nulls number numeric object objects
-obtain odbc offset old oldest online open opened operand operating operation operational
-operations operator operators option options oracle order ordered ordering ordinal origin outer
-output overflow override own owned owner ownership packet page pages panic parallel parameter
-parameters parent parenthesis parse parser parsing part partition partitioned partitioning
-partitions pass password past path peer pending perform performance performed permanent
-permission permissions permitted pgsql phase physical pipe pl plan planned planner plans
-platform platforms plpgsql plugin point pointer points policy port portal pos position
-positional positive possible postgres postgresql postmaster power pre precision predicate
-predicates prefix prepared present presigned prevent previous primary prior private privilege
-privileges probably problems procedure procedures proceed process processes processing program
-programming progress promote promotion properly protocol provide provided provider provides
-proxy pseudo psql psycopg psycopg2 publication publications publisher qualified queries query
-queue quote quoted quotes raise random range rate re reached read reading readonly receive
-received receiver recent recognized record records recover recovery recursion recursive redo
-reduce reduced redundant refer reference referenced references refresh refused register
-registered regular reindex reindexed relation relations release relfilenode remain remainder
-remote remove removed removing rename renamed replica replicated replication report reported
-reporting represent request requested requests required reserved reset resolution resolve
-resource response restart restarting restore restricted restriction result results retries
-retrieve retry retrying return returned returning returns revocation revoked rewrite rewritten
-right role roles roll root rotation routine row rows rule rules run running sample scalar scale
-scan scanned scanning scans schema schemas search searching second seconds secret security see
-seek segment segments select selected selects semaphore send sending sent separate separator
-sequence serializable serialization server servers service session sessions set sets setting
-settings shared shell short show shows shut shutdown shutting side signal signature simple
-simultaneously single size sizes skip skipping slot slots small snapshot socket sockets sort
-sorting source space spark special specification specified specifies specify spelling
-sqlbindparameter sqlcolumns sqlconnect sqlconnectw sqldriverconnect sqldriverconnectw sqlendtran
-sqlexecdirect sqlexecdirectw sqlexecute sqlfetch sqlfetchscroll sqlgetdata sqlgettypeinfo sqlite
-sqlite3 sqlmoreresults sqlprepare sqlpreparew sqlsetconnectattr sqlsetconnectattrw sqlstate
-sqltables ssl stack stale standby start started starting starts startup stat state statement
-statements statistics status stderr stdout stop stopping storage stored str strategy streaming
-string strings structure subprocess subquery subscript subscripting subscription subscriptions
-subtract subtransaction subtransactions subtype superuser superusers support supported supports
-surrogate symbolic sync synchronization synchronous syntax syslog system table tables
-tablesample tablespace tablespaces take taken takes target tcp tds template temporary term
-terminate terminated terminating text them thesaurus thrift throttled time timed timeline
-timeout times timestamp title tls together token tokens total traceback transaction transactions
-transform transition translate tree trigger triggered triggers true truncate truncated try
-tsquery tsvector tuning tuple tuples tuplestore turns two type typed types unable unambiguously
-unauthorized unavailable unconditional unexpected unicode unique unix unixodbc unknown unlogged
-unnamed unquoted unreachable unrecognized unresolved unsafe unsupported unterminated updatable
-update updated updates updating upgrade upper url usage use used user users uses using usually
-vacuum vacuumed vacuuming valid value values varchar variable variables varying verification
-verify version versions view views volatile wait waiting want warehouse warning weight where
-whole wide window word worker workers wraparound wrapper write writer writes writing written
-wrong wrote xx yield zero zone
+errors escape escapes establish established estimate estimator event exactly example exceeded
+exceeds exception exclusion executable execute executed executing execution exhausted existing
+exit exited expected expects expired explicit explicitly expr expression expressions extend
+extension external extra facility failsafe failure false family fastpath fatal feature fetch few
+field fields file files filter final find finish finished fired first fixed flag flags float
+floating flush follow followed following forbidden force foreign fork form format formats
+formatting forward fraction frame free freetds freeze frequently fsync full function functions
+future gateway gather generate generated generation get given giving got granted grantor greater
+group grouping handler handshake hash header hexadecimal higher hint history hive host hot hour
+http https huge hypothetical ident identifier identifiers identify identity idle ignored image
+immediate immutable implement implementation implemented import improper include included
+including incompatible incomplete inconsistent incorrect increase increasing index indexed
+indexes inet infinite infinity info information inherit inheritance inherited inherits initdb
+initial initialize initialized input insert inserts inside installed instructs insufficient int
+integer integrity interface internal interrupted interval invalid invocation ip isolation issuer
+item items jdbc join joinable journal json jsonb jsonpath junction junk keepalive kernel key
+keys keyword kind know known label language large larger last launched left length level lib
+libpq libraries library limit line link list listen lists literal load loaded local locale
+locate location lock locked locks log logged logging logical logs long longer look lookup loss
+lost low lower magic main maintenance make making malformed manager many map mapping mariadb
+mark marked mask match matched matching materialized max maximum means meant member members
+memory merge merging message messages method minimal minimum mismatch misplaced missing misuse
+mode modified modifier modifying module modules modulus months move moved moving ms mssql mstype
+multidimensional multiple multirange multixact mysql name names namespace near necessary need
+needed negative nested network never new newline next non nonce nondeterministic nonetype
+notsupported null nulls number numeric object objects obtain odbc offset old oldest online open
+opened operand operating operation operational operations operator operators option options
+oracle order ordered ordering ordinal origin outer output overflow override own owned owner
+ownership packet page pages panic parallel parameter parameters parent parenthesis parse parser
+parsing part partition partitioned partitioning partitions pass password past path peer pending
+perform performance performed permanent permission permissions permitted pgsql phase physical
+pipe pl plan planned planner plans platform platforms plpgsql plugin point pointer points policy
+port portal pos position positional positive possible postgres postgresql postmaster power pre
+precision predicate predicates prefix prepared present presigned prevent previous primary prior
+private privilege privileges probably problems procedure procedures proceed process processes
+processing program programming progress promote promotion properly protocol provide provided
+provider provides proxy pseudo psql psycopg psycopg2 publication publications publisher
+qualified queries query queue quote quoted quotes raise random range rate re reached read
+reading readonly receive received receiver recent recognized record records recover recovery
+recursion recursive redo reduce reduced redundant refer reference referenced references refresh
+refused register registered regular reindex reindexed rejected relation relations release
+relfilenode remain remainder remote remove removed removing rename renamed replica replicated
+replication report reported reporting represent request requested requests required reserved
+reset resolution resolve resource respond responded response restart restarting restore
+restricted restriction result results retried retries retrieve retry retrying return returned
+returning returns revocation revoked rewrite rewritten right role roles roll root rotation
+routine row rows rule rules run running sample scalar scale scan scanned scanning scans schema
+schemas search searching second seconds secret security see seek segment segments select
+selected selects semaphore send sending sent separate separator sequence serializable
+serialization server servers service session sessions set sets setting settings shared shell
+short show shows shut shutdown shutting side signal signature simple simultaneously single size
+sizes skip skipping slot slots small snapshot socket sockets sort sorting source space spark
+special specification specified specifies specify spelling sqlbindparameter sqlcolumns
+sqlconnect sqlconnectw sqldriverconnect sqldriverconnectw sqlendtran sqlexecdirect
+sqlexecdirectw sqlexecute sqlfetch sqlfetchscroll sqlgetdata sqlgettypeinfo sqlite sqlite3
+sqlmoreresults sqlprepare sqlpreparew sqlsetconnectattr sqlsetconnectattrw sqlstate sqltables
+ssl stack stale standby start started starting starts startup stat state statement statements
+statistics status stderr stdout stop stopping storage stored str strategy streaming string
+strings structure subprocess subquery subscript subscripting subscription subscriptions subtract
+subtransaction subtransactions subtype superuser superusers support supported supports surrogate
+symbolic sync synchronization synchronous syntax syslog system table tables tablesample
+tablespace tablespaces take taken takes target tcp tds template temporary term terminate
+terminated terminating text them thesaurus thrift throttled time timed timeline timeout times
+timestamp title tls together token tokens total traceback transaction transactions transform
+transition translate tree trigger triggered triggers true truncate truncated try tsquery
+tsvector tuning tuple tuples tuplestore turns two type typed types unable unambiguously
+unauthorized unavailable unconditional unexpected unexpectedly unicode unique unix unixodbc
+unknown unlogged unnamed unquoted unreachable unrecognized unresolved unsafe unsupported
+unterminated updatable update updated updates updating upgrade upper url usage use used user
+users uses using usually vacuum vacuumed vacuuming valid value values varchar variable variables
+varying verification verify version versions view views volatile wait waiting want warehouse
+warning weight where whole wide window word worker workers wraparound wrapper write writer
+writes writing written wrong wrote xx yield zero zone
 """
 )
 

@@ -4,9 +4,11 @@ An error message keeps its shape and loses its data. It is read as tokens, left 
 quoted literals (any quote, closed or not), numbers, parenthesised value lists, paths, URLs'
 query strings and user-info, e-mails, IPs and long tokens become placeholders; a word stays only
 if it is message vocabulary (`messages._vocabulary`) and does not stand where a value or an
-object's name stands. Statement text that servers echo (``LINE n:`` with its caret line,
-``QUERY:``, ``STATEMENT:``, ``== SQL ==`` blocks) is dropped whole. Safe from any thread; never
-raises; linear in the input (every pattern is possessive or bounded), which is read up to 64 KB.
+object's name stands (after ``=``, ``table``, ``column:``, or an upper-case statement word such
+as ``SELECT`` or ``FROM``, itself masked). Statement text that servers echo (``LINE n:`` with
+its caret line, ``QUERY:``, ``STATEMENT:``, ``== SQL ==`` blocks) is dropped whole. Safe from any
+thread; never raises; linear in the input (every pattern is possessive or bounded), which is
+read up to 64 KB. Runs on the aggregator's thread, never the driver's.
 """
 
 from __future__ import annotations
@@ -81,6 +83,17 @@ _LOCATORS = frozenset(
     {"line", "lines", "pos", "position", "offset", "col", "char", "character", "errno", "port"}
 )
 _COMPARISONS = frozenset("=<>!")
+# Upper-case words that build statements: a message holding them quotes a statement, so they and
+# what follows them (names, whatever the words) are masked. Lower-case prose ("update or delete
+# on table") is not touched.
+_STATEMENT_WORDS = frozenset(
+    str.split(
+        "SELECT FROM WHERE INSERT INTO UPDATE DELETE SET VALUES JOIN ON AND OR GROUP ORDER BY"
+        " HAVING LIMIT OFFSET UNION CREATE DROP ALTER TABLE WITH AS MERGE USING CASE WHEN THEN"
+        " ELSE END LIKE IN IS DISTINCT RETURNING EXISTS BETWEEN"
+    )
+)
+_STATEMENT = "<sql>"
 _LISTS = frozenset({"contains", "values"})
 
 
@@ -91,7 +104,7 @@ def _to_text(text: object) -> str:
         return bytes(text[:SCAN_CHARS]).decode("utf-8", errors="replace")
     try:
         return str(text)
-    except Exception:
+    except BaseException:  # user code on our thread: contained, whatever it raises
         return _UNPRINTABLE
 
 
@@ -109,7 +122,7 @@ class _Reader:
     def _object_position(self) -> bool:
         """Right after ``table``, ``column: `` or ``constraint failed:``: a name stands here."""
         before, prev, last = self.last
-        if last in OBJECT_NOUNS:
+        if last in OBJECT_NOUNS or last == _STATEMENT:
             return True
         return last == ":" and (prev in OBJECT_NOUNS or (prev, before) == ("failed", "constraint"))
 
@@ -204,6 +217,9 @@ class _Reader:
 
     def _word(self, token: str) -> str:
         lower = token.lower()
+        if token in _STATEMENT_WORDS:
+            self._note(_STATEMENT)
+            return ID
         if self._code_position(token):
             keep = True
         elif self._value_position():

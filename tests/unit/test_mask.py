@@ -67,6 +67,8 @@ DATA_CASES = [
     ("spark_echo", "[PARSE_SYNTAX_ERROR] near 'x'.\n\n== SQL ==\nselec x from tbl9\n--^^^", "tbl9"),
     ("json_context", "CONTEXT:  JSON data, line 1: {bad stuff", "stuff"),
     ("non_ascii_word", "value naïve-größe rejected", "größe"),
+    ("unquoted_statement", "near SELECT name FROM users WHERE active", "FROM users"),
+    ("statement_words", "near SELECT name FROM users WHERE active", "users"),
 ]
 
 
@@ -101,6 +103,10 @@ def test_mask_removes_each_kind_of_data(text: str, data: str) -> None:
             "connection to server at <str>, port 5432 failed: Connection refused",
         ),
         ("Connection reset by peer (errno 104)", "Connection reset by peer (errno 104)"),
+        (
+            'update or delete on table "p" violates foreign key constraint "f" on table "c"',
+            "update or delete on table <str> violates foreign key constraint <str> on table <str>",
+        ),
     ],
 )
 def test_mask_keeps_the_shape_of_a_message(text: str, expected: str) -> None:
