@@ -1,19 +1,28 @@
 """Telemetry for any PEP 249 driver with one call: ``db = instrument(sqlite3, host=...)``.
 
 ``instrument(module_or_connect, host=...)`` returns a module-like object whose ``connect()``
-returns an `InstrumentedConnection`; ``instrument_connection(raw, host=...)`` wraps a connection
-that is already open. The wrappers behave exactly like the driver's own objects (same results,
-same exceptions, the very same exception objects re-raised; anything not wrapped passes through,
-reads and writes alike) and tell `messages.events` to `actors.connect()`'s `Connection`, which
-never blocks and never raises. No SQL text, parameter or row value is ever put in an event.
+returns an instrumented connection; ``instrument_connection(raw, host=...)`` wraps a connection
+that is already open. For psycopg 3 and psycopg2 the connection and its cursors are the driver's
+own types: ``instrument()`` connects through the driver's class hooks (a `Connection` subclass
+and its cursor factories; ``connection_factory`` / ``cursor_factory``) with subclasses that tell.
+Any other driver's objects are wrapped (`InstrumentedConnection`, `InstrumentedCursor`): same
+results, the very same exception objects re-raised, the same methods present and absent (a
+connection-level ``execute`` is the driver's own, its returned cursor wrapped), anything not
+wrapped passing through, reads and writes alike. Either way events go to `actors.connect()`'s
+`Connection`, which never blocks and never raises. No SQL text, parameter or row value is ever
+put in an event.
 
 Event order, per DB connection (session id: a uuid4) and per execute (statement id: a uuid4):
 
 - connect: ``ConnectionOpened`` (latency measured around the driver's own connect); a failed
   connect tells ``ErrorOccurred`` on a short-lived telemetry connection instead.
-- ``execute``/``executemany``/``executescript``: ``StatementStarted``, then the driver call. A
-  statement without a result set (``description is None``) is complete at once:
-  ``StatementCompleted``. One with a result set stays open while it is fetched.
+- ``execute``/``executemany``/``executescript``/``callproc``/copies/catalog functions:
+  ``StatementStarted`` (type from the query's first keyword, also of ``bytes`` and composed
+  queries; catalog functions METADATA with a ``LIST_*`` operation type), then the driver call.
+  A statement without a result set (``description is None``, not a server-side cursor) is
+  complete at once: ``StatementCompleted``. One with a result set stays open while it is
+  fetched. A ``nextset()`` that moves on completes it and starts the next result set's own
+  statement, chunks from 0 (see `actors.dbapi._telling`).
 - fetches: ``ChunkDownloaded`` per ``fetchmany``/``fetchall`` call that returned rows; rows
   taken one at a time (``fetchone``, iteration) are gathered into one chunk per
   `ROWS_PER_CHUNK` rows, so per-row cost is two clock reads and a few additions.
@@ -30,8 +39,9 @@ Event order, per DB connection (session id: a uuid4) and per execute (statement 
   A terminal error ends its statement's log at once; a retryable one is held by the aggregator,
   so ``StatementCompleted`` follows it. ``commit``, ``rollback``, ``cursor()`` and ``close``
   failures are told as session errors without a statement.
-- ``close``: open statements complete, then ``ConnectionClosed`` and the telemetry connection is
-  released (also when a never-closed connection is garbage collected).
+- ``close`` (also a ``with`` that closes, as psycopg 3's): open statements complete, then
+  ``ConnectionClosed`` and the telemetry connection is released (also when a never-closed
+  connection is garbage collected).
 
 A driver that owns its code (pyodbc-style, with its own connection and cursor classes) should
 embed the library instead of being wrapped, because only it knows the server's statement ids,

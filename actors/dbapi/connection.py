@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import types
 import uuid
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from actors.dbapi._psycopg import hooks as driver_hooks
+from actors.dbapi._session import Session, closed_now, report_failed_connect
 from actors.dbapi.cursor import InstrumentedCursor
 from actors.dbapi.support import (
     Passthrough,
-    _error,
     _no_exit_protocol,
-    _open_telemetry,
     _perf,
-    _release,
     _Target,
     driver_info_of,
-    logger,
 )
 from messages.commands import AuthProvider
 from messages.config import TelemetrySettings
-from messages.events import ConnectionClosed, ConnectionOpened
 from messages.records import DriverConnectionParams
 from messages.sysconfig import DriverInfo
 
@@ -33,30 +30,31 @@ __all__ = ["InstrumentedConnection", "InstrumentedModule", "instrument", "instru
 class InstrumentedModule:
     """The driver module, but its ``connect()`` returns `InstrumentedConnection` objects."""
 
-    __slots__ = ("_connect", "_module", "_target")
+    __slots__ = ("_connect", "_module", "_target", "_wrap")
 
-    def __init__(self, connect: Callable[..., Any], module: object, target: _Target) -> None:
+    def __init__(
+        self,
+        connect: Callable[..., Any],
+        module: object,
+        target: _Target,
+        wrap: Callable[[Any, _Target, str, float | None], Any] | None = None,
+    ) -> None:
         self._connect = connect
         self._module = module
         self._target = target
+        self._wrap = wrap or InstrumentedConnection
 
-    def connect(self, *args: Any, **kwargs: Any) -> InstrumentedConnection:
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
         """The driver's own connect, timed and told as ``ConnectionOpened`` (or an error)."""
         session_id = str(uuid.uuid4())
         started = _perf()
         try:
             raw = self._connect(*args, **kwargs)
         except Exception as exc:
-            try:
-                handle = _open_telemetry(self._target)
-                if handle is not None:
-                    handle.tell(_error(exc, session_id))
-                    handle.close()
-            except Exception:
-                logger.debug("telemetry: failed connect not told", exc_info=True)
+            report_failed_connect(self._target, session_id, exc)
             raise
         latency_ms = (_perf() - started) * 1000.0
-        return InstrumentedConnection(raw, self._target, session_id, latency_ms)
+        return self._wrap(raw, self._target, session_id, latency_ms)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(object.__getattribute__(self, "_module"), name)
@@ -82,8 +80,11 @@ def instrument(
 ) -> InstrumentedModule:
     """Wrap a PEP 249 module (or its ``connect`` callable); raises ValueError for bad setup only.
 
-    `driver` defaults to `driver_info_of(module_or_connect)`. The other arguments are those of
-    `actors.connect()`; `auth_type` is sent as is in the connection log.
+    psycopg 3 and psycopg2 connect through the driver's own class hooks, so their connections
+    and cursors stay the driver's types (instrumented subclasses); any other driver's objects
+    are wrapped (`InstrumentedConnection`). `driver` defaults to
+    `driver_info_of(module_or_connect)`. The other arguments are those of `actors.connect()`;
+    `auth_type` is sent as is in the connection log.
     """
     if isinstance(module_or_connect, types.ModuleType):
         module: object = module_or_connect
@@ -99,6 +100,9 @@ def instrument(
     target = _Target(
         host, driver, auth, auth_type, properties, settings, http_path, connection_params
     )
+    hooked = driver_hooks(module, connect)
+    if hooked is not None:
+        return InstrumentedModule(hooked[0], module, target, hooked[1])
     return InstrumentedModule(connect, module, target)
 
 
@@ -123,58 +127,47 @@ def instrument_connection(
     return InstrumentedConnection(raw_conn, target, session_id or str(uuid.uuid4()), None)
 
 
+class _Shortcut:
+    """A connection-level statement method (sqlite3's and pyodbc's ``execute``): the driver's own,
+    told as a statement and its result wrapped; absent where the driver's connection lacks it."""
+
+    def __init__(self) -> None:
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, conn: Any, owner: type | None = None) -> Any:
+        if conn is None:
+            return self
+        method = getattr(conn._raw, self.name)  # the driver's AttributeError when it has none
+        return functools.partial(conn._shortcut, method)
+
+
 class InstrumentedConnection(Passthrough):
     """A DB connection that tells telemetry; otherwise exactly the driver's connection."""
 
-    __slots__ = ("__weakref__", "_cursors", "_finalizer", "_handle", "_raw", "_session_id")
-    _OWN = frozenset({"_raw", "_handle", "_session_id", "_cursors", "_finalizer"})
+    __slots__ = ("__weakref__", "_raw", "_session")
+    _OWN = frozenset({"_raw", "_session"})
     _raw: Any
-    _handle: Any  # the telemetry `Connection`, or None when it could not be opened
-    _session_id: str
-    _cursors: weakref.WeakSet[InstrumentedCursor]
-    _finalizer: weakref.finalize[Any, Any] | None
+    _session: Session
 
     def __init__(
         self, raw: Any, target: _Target, session_id: str, latency_ms: float | None
     ) -> None:
-        handle = _open_telemetry(target)
-        setattr_ = object.__setattr__
-        setattr_(self, "_raw", raw)
-        setattr_(self, "_handle", handle)
-        setattr_(self, "_session_id", session_id)
-        setattr_(self, "_cursors", weakref.WeakSet())
-        setattr_(self, "_finalizer", None)
-        if handle is None:
-            return
-        handle.tell(
-            ConnectionOpened(
-                session_id=session_id,
-                connection_params=target.params,
-                auth_type=target.auth_type,
-                latency_ms=latency_ms,
-            )
-        )
-        setattr_(self, "_finalizer", weakref.finalize(self, _release, handle, session_id))
+        object.__setattr__(self, "_raw", raw)
+        object.__setattr__(self, "_session", Session.open(self, target, session_id, latency_ms))
 
     @property
     def telemetry_session_id(self) -> str:
         """The session id this connection's telemetry is told under."""
-        return self._session_id
-
-    def _report(self, exc: Exception) -> None:
-        """Tell a session-level error; never raises (called while `exc` propagates)."""
-        finalizer = self._finalizer
-        if finalizer is not None and finalizer.alive:  # not after the session's end
-            try:
-                self._handle.tell(_error(exc, self._session_id))
-            except Exception:
-                logger.debug("telemetry: error not told", exc_info=True)
+        return self._session.session_id
 
     def _call(self, method: Callable[..., Any], *args: Any) -> Any:
         try:
             return method(*args)
         except Exception as exc:
-            self._report(exc)
+            self._session.report(exc)
             raise
 
     def cursor(self, *args: Any, **kwargs: Any) -> InstrumentedCursor:
@@ -182,30 +175,27 @@ class InstrumentedConnection(Passthrough):
         try:
             raw_cursor = self._raw.cursor(*args, **kwargs)
         except Exception as exc:
-            self._report(exc)
+            self._session.report(exc)
             raise
-        cursor = InstrumentedCursor(raw_cursor, self)
-        self._cursors.add(cursor)
-        return cursor
+        return InstrumentedCursor(raw_cursor, self)
 
-    def execute(self, *args: Any, **kwargs: Any) -> Any:
-        """The non-standard shortcut (sqlite3): a new cursor's ``execute``."""
-        self._shortcut("execute")
-        return self.cursor().execute(*args, **kwargs)
+    execute = _Shortcut()
+    executemany = _Shortcut()
+    executescript = _Shortcut()
 
-    def executemany(self, *args: Any, **kwargs: Any) -> Any:
-        """The non-standard shortcut (sqlite3): a new cursor's ``executemany``."""
-        self._shortcut("executemany")
-        return self.cursor().executemany(*args, **kwargs)
+    def _shortcut(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run the driver's own connection-level method as one statement of a cursor wrapper
+        that adopts the cursor it returns; the connection itself stands for this wrapper."""
+        cursor = InstrumentedCursor(None, self)
 
-    def executescript(self, *args: Any, **kwargs: Any) -> Any:
-        """The non-standard shortcut (sqlite3): a new cursor's ``executescript``."""
-        self._shortcut("executescript")
-        return self.cursor().executescript(*args, **kwargs)
+        def adopt(result: Any) -> None:
+            if result is not self._raw and hasattr(result, "fetchone"):
+                object.__setattr__(cursor, "_raw", result)
 
-    def _shortcut(self, name: str) -> None:
-        if not hasattr(self._raw, name):
-            raise AttributeError(f"{type(self._raw).__name__!r} object has no attribute {name!r}")
+        result = cursor._tm_run(method, args, kwargs, adopt=adopt)
+        if result is self._raw:
+            return self
+        return cursor if cursor._raw is result else result
 
     def commit(self) -> Any:
         """The driver's commit; a failure is told as a session error."""
@@ -219,31 +209,14 @@ class InstrumentedConnection(Passthrough):
         """Close the driver connection, complete open statements, end the session's telemetry."""
         started = _perf()
         result = self._call(self._raw.close)
-        self._end_session((_perf() - started) * 1000.0)
+        self._session.end((_perf() - started) * 1000.0)
         return result
-
-    def _end_session(self, latency_ms: float | None) -> None:
-        finalizer = self._finalizer
-        if finalizer is None or not finalizer.detach():
-            return  # telemetry off, or already ended
-        try:
-            cursors = list(self._cursors)
-        except Exception:  # a cursor made on another thread meanwhile: leave them to the aggregator
-            cursors = []
-        for cursor in cursors:
-            cursor._finish(exhausted=False)
-        self._handle.tell(ConnectionClosed(session_id=self._session_id, latency_ms=latency_ms))
-        self._handle.close()
 
     def __exit__(self, *exc_info: Any) -> Any:
         exit_ = getattr(type(self._raw), "__exit__", None)
         if exit_ is None:
             raise _no_exit_protocol(self._raw)
         result = self._call(exit_, self._raw, *exc_info)
-        try:
-            closed = getattr(self._raw, "closed", False)  # drivers whose `with` closes (psycopg 3)
-        except Exception:
-            closed = False
-        if closed is True or (type(closed) is int and closed):
-            self._end_session(None)
+        if closed_now(self._raw):  # drivers whose `with` closes (psycopg 3, PyMySQL)
+            self._session.end(None)
         return result

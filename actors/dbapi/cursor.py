@@ -1,64 +1,95 @@
-"""`InstrumentedCursor`: a driver cursor that tells one statement's telemetry per execute."""
+"""`InstrumentedCursor`: the generic wrapper of a driver cursor, one statement log per execute.
+
+Methods the driver's cursor lacks are absent here too (``AttributeError`` as the driver's own):
+every statement method below is a `_Told` descriptor that looks the driver's method up first.
+"""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from actors.dbapi.support import (
-    Passthrough,
-    SessionOwner,
-    _error,
-    _no_exit_protocol,
-    _perf,
-    _row_bytes,
-    logger,
-    statement_type_of,
-)
-from messages.events import ChunkDownloaded, StatementCompleted, StatementStarted
+from actors.dbapi._results import ResultSets
+from actors.dbapi._session import Session
+from actors.dbapi._telling import EXECUTE, ROWS_PER_CHUNK, Kind, _Statement
+from actors.dbapi.support import Passthrough, SessionOwner, _no_exit_protocol, _perf, _row_bytes
+from messages.enums import OperationType as Op
+from messages.enums import StatementType
 
-ROWS_PER_CHUNK = 1000
-"""Rows taken one at a time (``fetchone``, iteration) that make one `ChunkDownloaded`."""
+__all__ = ["CATALOG_OPERATIONS", "ROWS_PER_CHUNK", "InstrumentedCursor"]
 
-
-class _Statement:
-    """One execute's telemetry state (cursor-confined, mutable)."""
-
-    __slots__ = ("chunks", "exec_ms", "has_result", "ready_at", "row_bytes", "row_s", "rows", "sid")
-
-    def __init__(self, sid: str) -> None:
-        self.sid = sid
-        self.exec_ms = 0.0
-        self.ready_at = 0.0
-        self.has_result = False
-        self.chunks = 0
-        self.rows = 0  # rows taken one at a time since the last chunk
-        self.row_s = 0.0
-        self.row_bytes = 0  # the size of the first of those rows
+_META = StatementType.METADATA
+CATALOG_OPERATIONS: dict[str, Op] = {
+    "tables": Op.LIST_TABLES,
+    "columns": Op.LIST_COLUMNS,
+    "statistics": Op.LIST_COLUMNS,
+    "rowIdColumns": Op.LIST_COLUMNS,
+    "rowVerColumns": Op.LIST_COLUMNS,
+    "primaryKeys": Op.LIST_PRIMARY_KEYS,
+    "foreignKeys": Op.LIST_IMPORTED_KEYS,
+    "procedures": Op.LIST_FUNCTIONS,
+    "procedureColumns": Op.LIST_FUNCTIONS,
+    "getTypeInfo": Op.LIST_TYPE_INFO,
+    "tablePrivileges": Op.LIST_TABLES,
+}
+"""ODBC-style catalog functions (pyodbc's names), told as METADATA with the proto's LIST_* type."""
 
 
-class InstrumentedCursor(Passthrough):
+def _foreign_keys_kind(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Op:
+    """``foreignKeys(table=, foreignTable=)``: keys of both is a cross reference; of the
+    primary table only, the keys exported from it; else those imported into foreignTable."""
+    table = args[0] if args else kwargs.get("table")
+    foreign = args[3] if len(args) > 3 else kwargs.get("foreignTable")
+    if table and foreign:
+        return Op.LIST_CROSS_REFERENCES
+    return Op.LIST_EXPORTED_KEYS if table else Op.LIST_IMPORTED_KEYS
+
+
+class _Told:
+    """A driver cursor method told as a statement; absent where the driver's cursor lacks it."""
+
+    def __init__(self, kind: Kind | None = None, how: str = "run") -> None:
+        self.kind = kind
+        self.how = how
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, cursor: Any, owner: type | None = None) -> Any:
+        if cursor is None:
+            return self
+        method = getattr(cursor._raw, self.name)  # the driver's AttributeError when it has none
+        return functools.partial(getattr(cursor, f"_call_{self.how}"), method, self)
+
+
+class InstrumentedCursor(ResultSets, Passthrough):
     """A cursor that tells statement telemetry; otherwise exactly the driver's cursor."""
 
-    __slots__ = ("__weakref__", "_conn", "_last_sid", "_raw", "_st")
-    _OWN = frozenset({"_raw", "_conn", "_st", "_last_sid"})
+    __slots__ = ("__weakref__", "_conn", "_raw", "_tm_kind", "_tm_session", "_tm_sid", "_tm_st")
+    _OWN = frozenset({"_raw", "_conn", "_tm_st", "_tm_sid", "_tm_session", "_tm_kind"})
     _raw: Any
     _conn: SessionOwner
-    _st: _Statement | None
-    _last_sid: str | None
+    _tm_session: Session | None
+    _tm_st: _Statement | None
+    _tm_sid: str | None
+    _tm_kind: Kind | None
 
     def __init__(self, raw: Any, connection: SessionOwner) -> None:
         setattr_ = object.__setattr__
         setattr_(self, "_raw", raw)
         setattr_(self, "_conn", connection)
-        setattr_(self, "_st", None)
-        setattr_(self, "_last_sid", None)
+        setattr_(self, "_tm_session", connection._session)
+        setattr_(self, "_tm_st", None)
+        setattr_(self, "_tm_sid", None)
+        setattr_(self, "_tm_kind", None)
+        connection._session.add(self)
 
     @property
     def telemetry_statement_id(self) -> str | None:
-        """The statement id of the latest execute told to telemetry, if any."""
-        return self._last_sid
+        """The statement id of the latest statement told to telemetry, if any."""
+        return self._tm_sid
 
     @property
     def connection(self) -> Any:
@@ -66,259 +97,112 @@ class InstrumentedCursor(Passthrough):
         raw_connection = self._raw.connection
         return self._conn if raw_connection is self._conn._raw else raw_connection
 
-    # --- executing --------------------------------------------------------------------------
+    # --- statements: each returns this wrapper where the driver returns its cursor --------------
 
-    def execute(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
-        """The driver's execute; returns this wrapper where the driver returns its cursor."""
-        return self._run(self._raw.execute, operation, args, kwargs)
+    execute = _Told()
+    executemany = _Told()
+    executescript = _Told()  # sqlite3
+    callproc = _Told((StatementType.SQL, EXECUTE))
+    copy_expert = _Told()  # psycopg2
+    copy_from = _Told((StatementType.UPDATE, EXECUTE))
+    copy_to = _Told((StatementType.QUERY, EXECUTE))
+    copy = _Told(how="copy")  # psycopg 3
+    stream = _Told(how="stream")
+    nextset = _Told(how="nextset")
+    for _name, _op in CATALOG_OPERATIONS.items():
+        locals()[_name] = _Told((_META, _op))
+    del _name, _op
+    foreignKeys = _Told(how="foreign_keys")  # pyodbc's name
 
-    def executemany(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
-        """The driver's executemany, as one statement."""
-        return self._run(self._raw.executemany, operation, args, kwargs)
-
-    def executescript(self, script: Any, *args: Any, **kwargs: Any) -> Any:
-        """The driver's executescript (sqlite3), as one statement."""
-        return self._run(self._raw.executescript, script, args, kwargs)
-
-    def _run(self, method: Callable[..., Any], operation: Any, args: Any, kwargs: Any) -> Any:
-        st = self._begin(operation)
-        if st is None:
-            result = method(operation, *args, **kwargs)
-        else:
-            started = _perf()
-            try:
-                result = method(operation, *args, **kwargs)
-            except Exception as exc:
-                st.exec_ms = (_perf() - started) * 1000.0
-                self._end(st, exhausted=False, exc=exc)
-                raise
-            now = _perf()
-            st.exec_ms = (now - started) * 1000.0
-            st.ready_at = now
-            self._executed(st)
+    def _call_run(self, method: Callable[..., Any], told: _Told, *args: Any, **kwargs: Any) -> Any:
+        result = self._tm_run(method, args, kwargs, told.kind)
         return self if result is self._raw else result
 
-    def _begin(self, operation: Any) -> _Statement | None:
-        """Complete the previous statement; start telling a new one if telemetry is on."""
-        if self._st is not None:
-            self._finish(exhausted=False)
-        conn = self._conn
-        handle = conn._handle
-        try:
-            if handle is None or not handle.enabled:
-                return None
-            st = _Statement(str(uuid.uuid4()))
-            self._last_sid = st.sid
-            handle.tell(
-                StatementStarted(
-                    statement_id=st.sid,
-                    session_id=conn._session_id,
-                    statement_type=statement_type_of(operation),
-                )
-            )
-            return st
-        except Exception:
-            logger.debug("telemetry: statement not started", exc_info=True)
-            return None
+    def _call_foreign_keys(
+        self, method: Callable[..., Any], _: _Told, *args: Any, **kw: Any
+    ) -> Any:
+        result = self._tm_run(method, args, kw, (_META, _foreign_keys_kind(kw, args)))
+        return self if result is self._raw else result
 
-    def _executed(self, st: _Statement) -> None:
-        try:
-            st.has_result = self._raw.description is not None
-        except Exception:
-            st.has_result = False
-        self._st = st
-        if not st.has_result:
-            self._finish(exhausted=True)
+    def _call_copy(self, method: Callable[..., Any], told: _Told, *args: Any, **kwargs: Any) -> Any:
+        return self._tm_copy(method, args, kwargs)
+
+    def _call_stream(self, method: Callable[..., Any], told: _Told, *args: Any, **kw: Any) -> Any:
+        return self._tm_stream(method, args, kw)
+
+    def _call_nextset(self, method: Callable[..., Any], told: _Told) -> Any:
+        return self._tm_nextset(method)
 
     # --- fetching ---------------------------------------------------------------------------
 
-    def fetchone(self) -> Any:
-        """The driver's fetchone; rows count toward a chunk of `ROWS_PER_CHUNK`."""
-        st = self._st
-        if st is None:
-            return self._raw.fetchone()
-        started = _perf()
-        try:
-            row = self._raw.fetchone()
-        except Exception as exc:
-            self._abort(st, exc)
-            raise
-        if row is None:
-            self._finish(exhausted=True)
-        else:
-            self._one_row(st, row, _perf() - started)
-        return row
-
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
         """The driver's fetchmany; one chunk per call that returns rows."""
-        st = self._st
-        if st is None:
-            return self._raw.fetchmany(*args, **kwargs)
-        started = _perf()
-        try:
-            rows = self._raw.fetchmany(*args, **kwargs)
-        except Exception as exc:
-            self._abort(st, exc)
-            raise
-        self._many_rows(st, rows, _perf() - started)
-        try:
-            size = args[0] if args else kwargs.get("size")
-            size = self._raw.arraysize if size is None else size
-            exhausted = size > 0 and len(rows) < size  # fewer than asked for: no more rows
-        except Exception:
-            exhausted = not rows
-        if exhausted:
-            self._finish(exhausted=True)
-        return rows
+        return self._tm_fetchmany(self._raw.fetchmany, args, kwargs)
 
     def fetchall(self) -> Any:
         """The driver's fetchall; one chunk, and the statement completes."""
-        st = self._st
-        if st is None:
-            return self._raw.fetchall()
-        started = _perf()
-        try:
-            rows = self._raw.fetchall()
-        except Exception as exc:
-            self._abort(st, exc)
-            raise
-        self._many_rows(st, rows, _perf() - started)
-        self._finish(exhausted=True)
-        return rows
+        return self._tm_fetchall(self._raw.fetchall)
 
     def __iter__(self) -> Any:
         source = iter(self._raw)
-        if self._st is None:
+        if self._tm_st is None:
             return source  # nothing to count: the driver's own iterator, at no cost per row
-        return self if source is self._raw else self._iterate(source)
+        return self if source is self._raw else self._tm_iterate(source)
 
     def __next__(self) -> Any:
-        st = self._st
+        st = self._tm_st
         if st is None:
             return next(self._raw)
-        # `_step` and `_one_row` inlined: this runs once per row.
+        # `Telling._tm_next` inlined: this runs once per row.
         started = _perf()
         try:
             row = next(self._raw)
         except StopIteration:
-            self._finish(exhausted=True)
+            self._tm_finish(exhausted=True)
             raise
         except Exception as exc:
-            self._abort(st, exc)
+            self._tm_abort(st, exc)
             raise
         st.row_s += _perf() - started
         if not st.rows:
             st.row_bytes = _row_bytes(row)
         st.rows += 1
         if st.rows >= ROWS_PER_CHUNK:
-            self._flush_rows(st)
+            self._tm_flush_rows(st)
         return row
 
-    def _iterate(self, source: Any) -> Iterator[Any]:
-        """Rows of a driver whose cursor hands out a separate iterator."""
-        while True:
-            st = self._st
-            try:
-                row = next(source) if st is None else self._step(st, source)
-            except StopIteration:
-                return
-            yield row
-
-    def _step(self, st: _Statement, source: Any) -> Any:
+    def fetchone(self) -> Any:
+        """The driver's fetchone; rows count toward a chunk of `ROWS_PER_CHUNK`."""
+        st = self._tm_st
+        if st is None:
+            return self._raw.fetchone()
         started = _perf()
         try:
-            row = next(source)
-        except StopIteration:
-            self._finish(exhausted=True)
-            raise
+            row = self._raw.fetchone()
         except Exception as exc:
-            self._abort(st, exc)
+            self._tm_abort(st, exc)
             raise
-        self._one_row(st, row, _perf() - started)
+        if row is None:
+            self._tm_finish(exhausted=True)
+        else:
+            self._tm_one_row(st, row, _perf() - started)
         return row
-
-    def _one_row(self, st: _Statement, row: Any, seconds: float) -> None:
-        if not st.rows:
-            st.row_bytes = _row_bytes(row)
-        st.rows += 1
-        st.row_s += seconds
-        if st.rows >= ROWS_PER_CHUNK:
-            self._flush_rows(st)
-
-    def _many_rows(self, st: _Statement, rows: Any, seconds: float) -> None:
-        if st.rows:
-            self._flush_rows(st)  # keep chunks in the order the rows were fetched
-        try:
-            count = len(rows)
-            if count:
-                self._chunk(st, seconds, _row_bytes(rows[0]) * count)
-        except Exception:
-            logger.debug("telemetry: chunk not told", exc_info=True)
-
-    def _flush_rows(self, st: _Statement) -> None:
-        self._chunk(st, st.row_s, st.row_bytes * st.rows)
-        st.rows = 0
-        st.row_s = 0.0
-
-    def _chunk(self, st: _Statement, seconds: float, size_bytes: int) -> None:
-        self._conn._handle.tell(
-            ChunkDownloaded(
-                statement_id=st.sid,
-                chunk_index=st.chunks,
-                latency_ms=seconds * 1000.0,
-                size_bytes=size_bytes,
-            )
-        )
-        st.chunks += 1
 
     # --- ending -----------------------------------------------------------------------------
 
     def _finish(self, exhausted: bool) -> None:
-        """Complete the open statement, if any (result exhausted, replaced or closed)."""
-        st = self._st
-        if st is not None:
-            self._st = None
-            self._end(st, exhausted=exhausted, exc=None)
-
-    def _abort(self, st: _Statement, exc: Exception) -> None:
-        self._st = None
-        self._end(st, exhausted=False, exc=exc)
-
-    def _end(self, st: _Statement, *, exhausted: bool, exc: Exception | None) -> None:
-        """Tell a statement's last events; never raises (may run while `exc` propagates)."""
-        conn = self._conn
-        try:
-            tell = conn._handle.tell
-            if st.rows:
-                self._flush_rows(st)
-            if exc is not None:
-                error = _error(exc, conn._session_id, st.sid)
-                tell(error)
-                if not error.retryable:
-                    return  # a terminal error ends the statement's log by itself
-            consumed_ms = (_perf() - st.ready_at) * 1000.0 if st.has_result else None
-            tell(
-                StatementCompleted(
-                    statement_id=st.sid,
-                    result_ready_latency_ms=st.exec_ms,
-                    operation_latency_ms=st.exec_ms,
-                    consumption_latency_ms=consumed_ms,
-                    total_chunks_present=st.chunks if exhausted else None,
-                )
-            )
-        except Exception:
-            logger.debug("telemetry: statement end not told", exc_info=True)
+        self._tm_finish(exhausted)
 
     def close(self) -> Any:
         """Complete the open statement, then close the driver's cursor."""
-        self._finish(exhausted=False)
+        self._tm_finish(exhausted=False)
         return self._raw.close()
 
     def __del__(self) -> None:
         # A cursor dropped mid-result (``conn.execute(...).fetchone()``) still ends its log.
         try:
-            if self._st is not None:
-                self._finish(exhausted=False)
+            if self._tm_st is not None:
+                self._tm_finish(exhausted=False)
         except Exception:
             pass
 
@@ -326,5 +210,5 @@ class InstrumentedCursor(Passthrough):
         exit_ = getattr(type(self._raw), "__exit__", None)
         if exit_ is None:
             raise _no_exit_protocol(self._raw)
-        self._finish(exhausted=False)
+        self._tm_finish(exhausted=False)
         return exit_(self._raw, *exc_info)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import logging
 import re
 import sys
@@ -30,25 +31,75 @@ _QUERY_WORDS = frozenset(
     {"SELECT", "WITH", "VALUES", "PRAGMA", "EXPLAIN", "SHOW", "DESCRIBE", "DESC", "TABLE"}
 )
 _UPDATE_WORDS = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "UPSERT"})
-_VERSION_ATTRS = ("__version__", "version", "sqlite_version")
+_VERSION_ATTRS = ("__version__", "sqlite_version", "version")
+_SCAN_CHARS = 4096
+_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: made at run time (Python classes, many C types)
+_IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: C types, static or made from a spec
+_COPY_DIRECTION = re.compile(r"\)?\s*\b(TO|FROM)\s+(?:STDIN|STDOUT|PROGRAM|')", re.IGNORECASE)
+_COMPOSABLE_MODULES = ("psycopg.sql", "psycopg2.sql")
 
 
 def statement_type_of(operation: object) -> StatementType:
-    """QUERY, UPDATE or SQL from the operation's first keyword (comments and ``(`` skipped)."""
-    if not isinstance(operation, str):
+    """QUERY, UPDATE or SQL from the operation's first keyword (comments and ``(`` skipped).
+
+    The operation may be ``str``, ``bytes`` or a composed query object (psycopg's and psycopg2's
+    ``sql.SQL`` / ``sql.Composed``: their first SQL piece is read, without a connection).
+    ``COPY … TO`` is a QUERY, ``COPY … FROM`` an UPDATE.
+    """
+    text = _leading_text(operation, 0)
+    if text is None:
         return StatementType.SQL
-    match = _LEADING_WORD.match(operation, 0, 4096)
+    match = _LEADING_WORD.match(text, 0, _SCAN_CHARS)
     word = match.group(1).upper() if match else ""
     if word in _QUERY_WORDS:
         return StatementType.QUERY
+    if word == "COPY":
+        return _copy_type(text)
     return StatementType.UPDATE if word in _UPDATE_WORDS else StatementType.SQL
+
+
+def _copy_type(text: str) -> StatementType:
+    direction = _COPY_DIRECTION.search(text, 0, _SCAN_CHARS)
+    if direction is None:
+        return StatementType.SQL
+    return StatementType.QUERY if direction.group(1).upper() == "TO" else StatementType.UPDATE
+
+
+def _leading_text(operation: object, depth: int) -> str | None:
+    """The text a statement starts with, or None when it cannot be read cheaply."""
+    if isinstance(operation, str):
+        return operation
+    if isinstance(operation, bytes | bytearray | memoryview):
+        return bytes(operation[:_SCAN_CHARS]).decode("utf-8", "ignore")
+    if depth > 4:
+        return None
+    for module_name in _COMPOSABLE_MODULES:
+        module = sys.modules.get(module_name)  # only a driver already imported can have made it
+        if module is None:
+            continue
+        try:
+            if isinstance(operation, module.SQL):
+                text = getattr(operation, "string", None)  # psycopg2
+                return text if isinstance(text, str) else operation.as_string(None)
+            if isinstance(operation, module.Composed):
+                for index, part in enumerate(operation):
+                    found = _leading_text(part, depth + 1) if index < 8 else None
+                    if found is not None and found.strip():
+                        return found
+                return None
+        except Exception:
+            return None
+    return None
 
 
 def driver_info_of(source: object) -> DriverInfo:
     """The driver's name and version from a module, a connect callable or a connection class.
 
     A module gives its ``__name__``; anything else its top-level package (``_sqlite3`` is read as
-    ``sqlite3``). The version is the first of ``__version__``, ``version``, ``sqlite_version``.
+    ``sqlite3``). The version is the installed distribution's (``importlib.metadata``: module
+    attributes such as psycopg2's ``__version__`` carry build flags, sqlite3's ``version`` is a
+    frozen compatibility value), else the first of ``__version__``, ``sqlite_version``,
+    ``version``.
     """
     try:
         return _cached_driver_info(source)
@@ -70,6 +121,9 @@ def _driver_info(source: object) -> DriverInfo:
         top = owner.split(".", 1)[0]
         name = top.lstrip("_") or top
         module = sys.modules.get(name) or sys.modules.get(top)
+    installed = _distribution_version(name.split(".", 1)[0])
+    if installed is not None:
+        return DriverInfo(name=name, version=installed)
     # The module's own dict: a deprecated attribute served by a module __getattr__ is skipped
     # rather than warned about.
     attributes = getattr(module, "__dict__", {})
@@ -78,6 +132,25 @@ def _driver_info(source: object) -> DriverInfo:
         if isinstance(value, str) and value.strip():
             return DriverInfo(name=name, version=value.strip())
     return DriverInfo(name=name, version="unknown")
+
+
+def _distribution_version(top_level: str) -> str | None:
+    """The version of the installed distribution that provides a top-level package, if any."""
+    try:
+        return importlib.metadata.version(top_level)
+    except Exception:
+        pass
+    try:
+        for distribution in _top_level_distributions().get(top_level, ()):
+            return importlib.metadata.version(distribution)
+    except Exception:
+        logger.debug("telemetry: no distribution version for %s", top_level, exc_info=True)
+    return None
+
+
+@functools.cache
+def _top_level_distributions() -> Mapping[str, list[str]]:
+    return importlib.metadata.packages_distributions()
 
 
 def _row_bytes(row: object) -> int:
@@ -164,8 +237,16 @@ def _release(handle: Any, session_id: str) -> None:
     handle.close()
 
 
+def _type_name(kind: type) -> str:
+    """The name Python's own messages give a type: ``module.Name`` for a C type, else ``Name``."""
+    made_by_python = kind.__flags__ & (_HEAP_TYPE | _IMMUTABLE_TYPE) == _HEAP_TYPE
+    if made_by_python or kind.__module__ == "builtins":
+        return kind.__name__
+    return f"{kind.__module__}.{kind.__name__}"
+
+
 def _no_exit_protocol(raw: object) -> TypeError:
-    name = type(raw).__name__
+    name = _type_name(type(raw))
     return TypeError(f"'{name}' object does not support the context manager protocol")
 
 
@@ -173,8 +254,7 @@ class SessionOwner(Protocol):
     """What a cursor needs of its instrumented connection (imported by the connection module)."""
 
     _raw: Any
-    _handle: Any
-    _session_id: str
+    _session: Any  # its `actors.dbapi._session.Session`
 
 
 class Passthrough:

@@ -20,7 +20,7 @@ import pykka
 import pytest
 
 import actors
-import actors.dbapi.connection as dbapi_connection
+import actors.dbapi._session as dbapi_session
 from actors.dbapi import (
     ROWS_PER_CHUNK,
     InstrumentedConnection,
@@ -555,7 +555,7 @@ def recorders(monkeypatch: pytest.MonkeyPatch) -> list[Recorder]:
         opened.append(Recorder())
         return opened[-1]
 
-    monkeypatch.setattr(dbapi_connection, "_open_telemetry", open_recorder)
+    monkeypatch.setattr(dbapi_session, "_open_telemetry", open_recorder)
     return opened
 
 
@@ -884,8 +884,15 @@ def test_each_thread_tells_on_its_own_connection(recorders: list[Recorder]) -> N
         ("BEGIN", StatementType.SQL),
         ("", StatementType.SQL),
         ("/* never closed", StatementType.SQL),
-        (b"SELECT 1", StatementType.SQL),
+        (b"SELECT 1", StatementType.QUERY),
+        (bytearray(b" insert into t values (1)"), StatementType.UPDATE),
+        (memoryview(b"-- c\nDELETE FROM t"), StatementType.UPDATE),
+        (b"\xff\xfe SELECT", StatementType.QUERY),
+        ("COPY t FROM STDIN", StatementType.UPDATE),
+        ("copy (SELECT a FROM t) TO STDOUT", StatementType.QUERY),
+        ("COPY t", StatementType.SQL),
         (None, StatementType.SQL),
+        (42, StatementType.SQL),
     ],
 )
 def test_statement_type_comes_from_the_first_keyword(operation: Any, expected: Any) -> None:

@@ -1,0 +1,118 @@
+"""Every driver of the matrix gives the same results and exceptions raw and instrumented, and the
+instrumented side tells a consistent account of what it ran (checked on a recording)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from messages.events import (
+    ChunkDownloaded,
+    ConnectionClosed,
+    ConnectionOpened,
+    ErrorOccurred,
+    StatementCompleted,
+    StatementStarted,
+)
+
+from .checks import CHECKS, MARKER, Check
+from .conftest import DRIVERS, FEATURES, Env, Pair, Recording
+
+
+def outcome(check: Check, db: Any, env: Env) -> tuple[Any, ...]:
+    """What a check produced: its value, or what it raised (type, message, chaining)."""
+    try:
+        return ("returned", check(db, env))
+    except Exception as exc:
+        message = exc.name if isinstance(exc, AttributeError) else str(exc)
+        return (
+            "raised",
+            type(exc),
+            message,
+            exc.args if not isinstance(exc, AttributeError) else (),
+            type(exc.__cause__),
+            type(exc.__context__),
+        )
+
+
+def assert_told_consistently(recordings: list[Recording]) -> None:
+    """Per telemetry connection: opened first, closed last and released; every statement told
+    ends exactly once; chunks count from 0 in order, before their statement's end; no SQL
+    text or parameter value outside the driver's own error messages."""
+    for recording in recordings:
+        events = recording.events
+        assert events, "a telemetry connection told nothing"
+        if isinstance(events[0], ErrorOccurred):  # a failed connect
+            assert len(events) == 1 and recording.closed
+            continue
+        assert isinstance(events[0], ConnectionOpened)
+        assert isinstance(events[-1], ConnectionClosed)
+        assert recording.closed
+        session_id = events[0].session_id
+        ended: Counter[str] = Counter()
+        chunks: dict[str, list[int]] = {}
+        started: set[str] = set()
+        for event in events[1:-1]:
+            match event:
+                case StatementStarted(statement_id=sid):
+                    assert event.session_id == session_id
+                    assert sid not in started
+                    started.add(sid)
+                case ChunkDownloaded(statement_id=sid, chunk_index=index):
+                    assert sid in started and not ended[sid]
+                    chunks.setdefault(sid, []).append(index)
+                case StatementCompleted(statement_id=sid):
+                    assert sid in started
+                    ended[sid] += 1
+                case ErrorOccurred(statement_id=sid) if sid is not None:
+                    assert sid in started
+                    if not event.retryable:
+                        ended[sid] += 1
+                case ErrorOccurred():
+                    assert event.session_id == session_id
+                case _:
+                    pytest.fail(f"unexpected event {event!r}")
+            if not isinstance(event, ErrorOccurred):
+                assert MARKER not in repr(event)
+        assert all(ended[sid] == 1 for sid in started), (started, ended)
+        for indices in chunks.values():
+            assert indices == list(range(len(indices)))
+
+
+# Every check on every driver that has what it needs (what no driver of the matrix lacks runs on
+# all four, absent methods included).
+CASES = [
+    pytest.param(name, check, id=f"{name}-{check.__name__.removeprefix('check_')}")
+    for name in DRIVERS
+    for check in CHECKS
+    if getattr(check, "feature", None) in (None, *FEATURES[name])
+]
+
+
+def _refuse(self: Recording, event: object) -> bool:
+    """A telemetry connection that takes statements' starts and raises at everything else."""
+    if isinstance(event, StatementStarted):
+        return True
+    raise RuntimeError("a telemetry connection that raises")
+
+
+@pytest.mark.parametrize("telemetry", ["telemetry_on", "telemetry_off", "telemetry_raising"])
+@pytest.mark.parametrize(("pair", "check"), CASES, indirect=["pair"])
+def test_the_instrumented_driver_gives_the_same_results_and_exceptions(
+    pair: Pair, check: Check, telemetry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if telemetry == "telemetry_off":  # the flag says no: statements are not even started
+        monkeypatch.setattr(Recording, "enabled", False)
+    if telemetry == "telemetry_raising":  # hostile: nothing of it may reach the driver's caller
+        monkeypatch.setattr(Recording, "tell", _refuse)
+    expected = outcome(check, pair.module, pair.raw)
+    actual = outcome(check, pair.db, pair.wrapped)
+    assert actual == expected
+    if telemetry == "telemetry_raising":
+        return
+    assert pair.recordings, "the instrumented side told nothing"
+    assert_told_consistently(pair.recordings)
+    if telemetry == "telemetry_off":
+        assert not [e for e in pair.events() if isinstance(e, StatementStarted)]
