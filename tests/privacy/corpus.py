@@ -46,7 +46,7 @@ class Plant:
         return self._keep(f"{self.core(5)}.{self.core(4)}@{self.core(6)}.org")
 
     def number(self) -> int:
-        value = self.rng.randrange(10**6, 10**9)
+        value = self.rng.randrange(10**8, 10**9)  # nine digits: never a kept number
         self.values.append(str(value))
         return value
 

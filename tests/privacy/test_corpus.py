@@ -7,8 +7,8 @@ wrapper tells them, the aggregator masks them, the exporter sends them) to a rea
 `LocalEndpoint` behind a relay that keeps every byte. Then: no planted value, nor any run of
 five or more of its letters and digits, is in any byte the endpoint received; no three
 consecutive words of any statement run are in any exported text; every failing statement gave
-one error log starting with the driver's error code; and the same error with different values
-masked to the same text. A missing driver or server skips, and fails under CI.
+one error log starting with the driver's error code; the same error with different values
+masked to the same text. A failed connect naming planted data is told and checked too. A missing driver or server skips, and fails under CI.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from _wire import TOKEN, Wire
 from corpus import Plant, postgres_cases, sqlite_cases
 from servers import PostgresInfo, require_module
@@ -108,7 +109,9 @@ def test_sqlite3_errors_reach_the_endpoint_without_planted_data_or_statement_tex
 ) -> None:
     db = instrumented(sqlite3, wire)
     plants = run_twice(lambda: db.connect(":memory:"), sqlite_cases, (sqlite3.Error,))
-    traces = exported_traces(wire, sum(len(p.failed_ids) for p in plants))
+    with pytest.raises(sqlite3.OperationalError):  # a failed connect, its path planted
+        db.connect(plants[0].path())
+    traces = exported_traces(wire, sum(len(p.failed_ids) for p in plants) + 1)
     assert_nothing_leaked(wire, plants, traces)
     assert_coded_and_grouped(plants, traces, SQLITE_CODE)
 
@@ -122,7 +125,11 @@ def test_pyodbc_sqlite_errors_reach_the_endpoint_without_planted_data_or_stateme
     plants = run_twice(
         lambda: db.connect(sqlite_odbc(next(files)), autocommit=True), sqlite_cases, (pyodbc.Error,)
     )
-    traces = exported_traces(wire, sum(len(p.failed_ids) for p in plants))
+    # a failed connect is told too: the driver name and the database path it names are planted
+    driver, path = plants[0].ident(), plants[0].path()
+    with pytest.raises(pyodbc.Error):
+        db.connect(f"DRIVER={{{driver}}};Database={path}")
+    traces = exported_traces(wire, sum(len(p.failed_ids) for p in plants) + 1)
     assert_nothing_leaked(wire, plants, traces)
     assert_coded_and_grouped(plants, traces, ODBC_CODE)
 
@@ -139,12 +146,8 @@ def _postgres(module_name: str, distribution: str, wire: Wire, postgres: Postgre
     plants = run_twice(connect, postgres_cases, (module.Error,))
     # a failed connect is told too: the role it names is planted
     role = plants[0].ident()
-    try:
+    with pytest.raises(module.OperationalError):
         db.connect(**{**postgres.kwargs(), "user": role})
-    except module.OperationalError:
-        pass
-    else:
-        raise AssertionError("a connect as an unknown role succeeded")
     traces = exported_traces(wire, sum(len(p.failed_ids) for p in plants) + 1)
     assert_nothing_leaked(wire, plants, traces)
     assert_coded_and_grouped(plants, traces, SQLSTATE)
