@@ -8,7 +8,8 @@ wrapper tells them, the aggregator masks them, the exporter sends them) to a rea
 five or more of its letters and digits, is in any byte the endpoint received; no three
 consecutive words of any statement run are in any exported text; every failing statement gave
 one error log starting with the driver's error code; the same error with different values
-masked to the same text. A failed connect naming planted data is told and checked too. A missing driver or server skips, and fails under CI.
+masked to the same text. A failed connect naming planted data is told and checked too. A
+missing driver or server skips, and fails under CI.
 """
 
 from __future__ import annotations
