@@ -74,7 +74,9 @@ class AggregatorActor(GuardedActor):
         self._ledger = Ledger()
         self._stats: collections.Counter[str] = collections.Counter()
         self._logs: collections.Counter[str] = collections.Counter()
-        self._folder = Folder(self._ledger, settings.max_pending_statements, self._stats)
+        self._folder = Folder(
+            self._ledger, settings.max_pending_statements, self._stats, settings.error_text
+        )
         self._queue = ExportQueue(self._ledger, settings)
         self._exported_logs = 0
         self._drain = DrainState()

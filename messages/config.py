@@ -11,6 +11,8 @@ from typing import Any
 
 import attrs
 
+from messages.mask import ERROR_TEXT_MODES
+
 __all__ = [
     "KILL_SWITCH_ENV",
     "SETTINGS_TABLE",
@@ -28,6 +30,7 @@ _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 _DECIMAL = re.compile(r"[+-]?[0-9]+")
 _SINKS = ("http", "file")
+_ERROR_TEXTS = ERROR_TEXT_MODES
 _INT_MAX = 2**31 - 1  # every int setting fits a 32-bit int, so *_s/*_ms maths cannot overflow
 
 _Check = Callable[[str, object], None]
@@ -75,6 +78,11 @@ def _positive_float(key: str, value: object) -> None:
 def _is_sink(key: str, value: object) -> None:
     if value not in _SINKS:
         raise ValueError(f"{key} must be one of {', '.join(_SINKS)}, got {_show(value)}")
+
+
+def _is_error_text(key: str, value: object) -> None:
+    if value not in _ERROR_TEXTS:
+        raise ValueError(f"{key} must be one of {', '.join(_ERROR_TEXTS)}, got {_show(value)}")
 
 
 def _optional_str(key: str, value: object) -> None:
@@ -126,6 +134,7 @@ _BOOL: _Rule = (_parse_bool, _is_bool)
 _POSITIVE_FLOAT: _Rule = (_parse_float, _positive_float)
 _SINK: _Rule = (_parse_word, _is_sink)
 _OPTIONAL_STR: _Rule = (_parse_optional_str, _optional_str)
+_ERROR_TEXT: _Rule = (_parse_word, _is_error_text)
 
 
 def _ints(low: int, high: int = _INT_MAX) -> _Rule:
@@ -217,6 +226,12 @@ class TelemetrySettings:
     )
     read_timeout_ms: int = _setting(
         "telemetry.http.read_timeout_ms", 5000, _ints(1), "HTTP read timeout"
+    )
+    error_text: str = _setting(
+        "telemetry.error_text",
+        "masked",
+        _ERROR_TEXT,
+        "Error text sent: `masked` message, or `class_only` (class and code); never raw",
     )
     sink: str = _setting("telemetry.sink", "http", _SINK, "Where logs go: `http` or `file`")
     file_path: str | None = _setting(

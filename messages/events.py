@@ -2,8 +2,9 @@
 
 Construct them on the driver thread and hand them to `Connection.tell()`. They carry no SQL text,
 no parameters and no result data by design; the only free text is `ErrorOccurred.message`, which
-is redacted and capped before it can reach the wire. No validation runs here (that would cost the
-driver's thread); the aggregator checks each event and counts bad ones as `invalid_event`.
+is masked (`messages.mask`) and capped before it can reach the wire. No validation runs here
+(that would cost the driver's thread); the aggregator checks each event and counts bad ones as
+`invalid_event`.
 """
 
 from __future__ import annotations
@@ -108,11 +109,14 @@ class ErrorOccurred:
 
     `retryable` is the driver's classification (see `actors._export.classify`); when ``None`` the
     aggregator classifies by `http_status`. Terminal errors are exported at once; retryable ones
-    are held with their statement until it completes.
+    are held with their statement until it completes. `error_code` is the SQLSTATE or vendor
+    code (`messages.errors.error_code` reads it from an exception): 1..64 letters, digits, ``_``,
+    ``.`` or ``-``; any other value makes the event invalid.
     """
 
     error_name: str
     message: str = ""
+    error_code: str | None = None
     http_status: int | None = None
     statement_id: str | None = None
     session_id: str | None = None

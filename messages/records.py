@@ -1,8 +1,8 @@
 """The proto records a frontend log is made of: frozen data, serialised only by `messages.wire`.
 
 Every field is optional and defaults to ``None``: unset fields are omitted on the wire. Nothing
-here is free text from the driver except `DriverErrorInfo.stack_trace`, which is always redacted
-before it is built (see `messages.redact`).
+here is free text from the driver except `DriverErrorInfo.stack_trace`, which is always masked
+before it is built (see `messages.mask`).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class SqlExecutionEvent:
 
 @attrs.frozen(kw_only=True)
 class DriverErrorInfo:
-    """An error's class name and its redacted, capped message (`error_info`)."""
+    """An error's class name and its ``[code]`` and masked, capped message (`error_info`)."""
 
     error_name: str | None = None
     stack_trace: str | None = None

@@ -38,9 +38,16 @@ class Emitted(NamedTuple):
 class Folder:
     """Open statements of one host and the folding of events into them."""
 
-    def __init__(self, ledger: Ledger, max_statements: int, stats: collections.Counter[str]):
+    def __init__(
+        self,
+        ledger: Ledger,
+        max_statements: int,
+        stats: collections.Counter[str],
+        error_text: str = "masked",
+    ):
         self._ledger = ledger
         self._max = max_statements
+        self._error_text = error_text
         self._stats = stats
         self.statements: dict[str, StatementAggregate] = {}
 
@@ -98,7 +105,7 @@ class Folder:
 
     def _finish(self, statement_id: str) -> Emitted:
         st = self.statements.pop(statement_id)
-        kind, log = st.driver_log()
+        kind, log = st.driver_log(self._error_text)
         return Emitted(context=st.context, kind=kind, log=log, events=st.events, held=True)
 
     def _error(
@@ -116,7 +123,7 @@ class Folder:
             session_id=error.session_id,
             sql_statement_id=error.statement_id,
             system_configuration=context.system_configuration,
-            error_info=error_info(error),
+            error_info=error_info(error, self._error_text),
         )
         out.append(Emitted(context=context, kind=LogKind.ERROR, log=log))
 

@@ -9,6 +9,7 @@ from typing import Any
 from messages import events as ev
 from messages.commands import ConnectionContext
 from messages.enums import OperationType, StatementType
+from messages.mask import error_trace
 from messages.privacy import LogKind, apply_allow_list
 from messages.records import (
     ChunkDetails,
@@ -22,7 +23,6 @@ from messages.records import (
     SqlDriverLog,
     SqlExecutionEvent,
 )
-from messages.redact import redact
 
 __all__ = ["StatementAggregate", "build_log", "error_info", "event_id", "ms"]
 
@@ -116,7 +116,7 @@ class StatementAggregate:
             ),
         )
 
-    def driver_log(self) -> tuple[LogKind, SqlDriverLog]:
+    def driver_log(self, error_text: str = "masked") -> tuple[LogKind, SqlDriverLog]:
         """The statement's log (an error log if an error was held with it)."""
         done = self.done
         log = SqlDriverLog(
@@ -124,15 +124,16 @@ class StatementAggregate:
             sql_statement_id=self.statement_id,
             system_configuration=self.context.system_configuration,
             sql_operation=self.sql_operation(),
-            error_info=error_info(self.error) if self.error else None,
+            error_info=error_info(self.error, error_text) if self.error else None,
             operation_latency_ms=ms(done.operation_latency_ms) if done else None,
         )
         return (LogKind.ERROR if self.error else LogKind.STATEMENT), log
 
 
-def error_info(error: ev.ErrorOccurred) -> DriverErrorInfo:
-    """The exported error: class name and a redacted, capped message."""
-    return DriverErrorInfo(error_name=error.error_name, stack_trace=redact(error.message) or None)
+def error_info(error: ev.ErrorOccurred, error_text: str = "masked") -> DriverErrorInfo:
+    """The exported error: class name, ``[code]`` and the masked, capped message."""
+    trace = error_trace(error.message, error.error_code, error_text)
+    return DriverErrorInfo(error_name=error.error_name, stack_trace=trace)
 
 
 # Event ids only have to be unique, not unpredictable: a private generator seeded from the OS

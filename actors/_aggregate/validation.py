@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from messages import events as ev
+from messages.errors import is_error_code
 
 __all__ = ["EVENT_CLASSES", "invalid_reason"]
 
@@ -26,7 +27,7 @@ _MAX_MS = 10.0**12
 _INT63 = 2**63
 # Field-specific integer ranges (end exclusive); other ints of events are counts below 2**31.
 _INT_RANGES = {"http_status": (100, 600), "size_bytes": (0, _INT63)}
-_FREE_TEXT = frozenset({"message"})  # anything goes: redacted and capped later, never rejected
+_FREE_TEXT = frozenset({"message"})  # anything goes: masked and capped later, never rejected
 
 
 def _bad_str(value: object) -> bool:
@@ -83,6 +84,8 @@ def _rule(name: str, hint: Any, in_event: bool) -> _Rule:
 
 
 def _check_for(name: str, wanted: type[Any], in_event: bool) -> _Check:
+    if name == "error_code":  # exported as it is: only the shape of a SQLSTATE or vendor code
+        return lambda v: type(v) is not str or not is_error_code(v)
     if attrs.has(wanted):
         return lambda v: type(v) is not wanted or _first_bad(v, wanted, in_event=False) is not None
     if wanted is str:

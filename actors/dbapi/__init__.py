@@ -33,8 +33,9 @@ Event order, per DB connection (session id: a uuid4) and per execute (statement 
   consumption, not right after execute, is what lands the chunk facts in that one log.
   ``StatementClosed`` is never told: for a statement already emitted the aggregator would make a
   second, ``CLOSE_STATEMENT`` log of it.
-- a driver exception: ``ErrorOccurred`` (class name, ``str(exc)`` redacted downstream,
-  retryable per `actors.classify_exception`), then the original exception is re-raised unchanged.
+- a driver exception: ``ErrorOccurred`` (class name, message and SQLSTATE or vendor code per
+  `messages.errors`, the message masked downstream, retryable per `actors.classify_exception`),
+  then the original exception is re-raised unchanged.
   A terminal error ends its statement's log at once; a retryable one is held by the aggregator,
   so ``StatementCompleted`` follows it. ``commit``, ``rollback``, ``cursor()`` and ``close``
   failures are told as session errors without a statement.

@@ -17,6 +17,7 @@ from actors._export.classify import ErrorKind, classify_exception
 from messages.commands import AuthProvider
 from messages.config import TelemetrySettings
 from messages.enums import StatementType
+from messages.errors import error_code, error_message
 from messages.events import ConnectionClosed, ErrorOccurred
 from messages.records import DriverConnectionParams
 from messages.sysconfig import DriverInfo
@@ -172,13 +173,6 @@ def _row_bytes(row: object) -> int:
         return 0
 
 
-def _message(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:
-        return ""
-
-
 class _Target:
     """Where and as what one instrumented driver reports (fixed at `instrument()` time)."""
 
@@ -229,7 +223,8 @@ def _open_telemetry(target: _Target) -> Any:
 def _error(exc: Exception, session_id: str, statement_id: str | None = None) -> ErrorOccurred:
     return ErrorOccurred(
         error_name=type(exc).__name__,
-        message=_message(exc),
+        message=error_message(exc),
+        error_code=error_code(exc),
         statement_id=statement_id,
         session_id=session_id,
         retryable=classify_exception(exc) is ErrorKind.RETRYABLE,

@@ -36,6 +36,7 @@ def alternative_value(spec: SettingSpec) -> tuple[str, object]:
     by_field: dict[str, tuple[str, object]] = {
         "sink": (" FILE ", "file"),
         "file_path": (" spool/telemetry.jsonl ", "spool/telemetry.jsonl"),
+        "error_text": (" Class_Only ", "class_only"),
     }
     assert spec.field in by_field, f"add an alternative value for new setting {spec.key}"
     return by_field[spec.field]
@@ -50,7 +51,7 @@ def invalid_explicit_value(spec: SettingSpec) -> Any:
         return -1
     if isinstance(default, float):
         return float("nan")
-    by_field: dict[str, Any] = {"sink": "smtp", "file_path": 42}
+    by_field: dict[str, Any] = {"sink": "smtp", "file_path": 42, "error_text": "raw"}
     assert spec.field in by_field, f"add an invalid value for new setting {spec.key}"
     return by_field[spec.field]
 
