@@ -25,6 +25,7 @@ from actors._export.http import (
     Urllib3Transport,
     new_pool_manager,
 )
+from actors._export.otlp import OtlpTransport
 from actors._runtime import operations
 from actors._runtime.base import LANE_WAKE, ExpressInbox
 from actors._runtime.hosts import HostAddress, normalise_host
@@ -269,6 +270,8 @@ def _open(
 def _transport(settings: TelemetrySettings, session: SessionLike | None) -> Transport:
     if settings.sink == "file" and settings.file_path:
         return FileTransport(settings.file_path)
+    if settings.sink == "otlp":  # never the driver's session: the collector gets no driver auth
+        return OtlpTransport(settings)
     connect_s, read_s = settings.connect_timeout_s, settings.read_timeout_s
     if session is not None:
         return SessionTransport(session, connect_timeout_s=connect_s, read_timeout_s=read_s)

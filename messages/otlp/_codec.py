@@ -1,0 +1,254 @@
+"""OTLP's two encodings of one message tree: protobuf bytes and OTLP/JSON.
+
+A message is a dict keyed by proto field name (snake_case) whose values are scalars, dicts (sub
+messages) or lists (repeated fields); a field set to None is absent. `SCHEMA` gives each field's
+number and type, so one tree gives both encodings: protobuf with a small writer of our own, and
+JSON with lowerCamelCase keys, 64-bit integers as decimal strings, enums as integers, trace and
+span ids as hex and other bytes as base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import struct
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["SCHEMA", "decode_fields", "to_json", "to_protobuf"]
+
+Message = dict[str, Any]
+
+# (field number, type, sub-message name or "") per field, per message.
+SCHEMA: dict[str, dict[str, tuple[int, str, str]]] = {
+    "ExportLogsServiceRequest": {"resource_logs": (1, "message", "ResourceLogs")},
+    "ResourceLogs": {
+        "resource": (1, "message", "Resource"),
+        "scope_logs": (2, "message", "ScopeLogs"),
+        "schema_url": (3, "string", ""),
+    },
+    "Resource": {"attributes": (1, "message", "KeyValue")},
+    "ScopeLogs": {
+        "scope": (1, "message", "InstrumentationScope"),
+        "log_records": (2, "message", "LogRecord"),
+        "schema_url": (3, "string", ""),
+    },
+    "InstrumentationScope": {"name": (1, "string", ""), "version": (2, "string", "")},
+    "LogRecord": {
+        "time_unix_nano": (1, "fixed64", ""),
+        "observed_time_unix_nano": (11, "fixed64", ""),
+        "severity_number": (2, "enum", ""),
+        "severity_text": (3, "string", ""),
+        "body": (5, "message", "AnyValue"),
+        "attributes": (6, "message", "KeyValue"),
+        "trace_id": (9, "id", ""),
+        "span_id": (10, "id", ""),
+        "event_name": (12, "string", ""),
+    },
+    "KeyValue": {"key": (1, "string", ""), "value": (2, "message", "AnyValue")},
+    "AnyValue": {
+        "string_value": (1, "string", ""),
+        "bool_value": (2, "bool", ""),
+        "int_value": (3, "int64", ""),
+        "double_value": (4, "double", ""),
+        "array_value": (5, "message", "ArrayValue"),
+        "kvlist_value": (6, "message", "KeyValueList"),
+        "bytes_value": (7, "bytes", ""),
+    },
+    "ArrayValue": {"values": (1, "message", "AnyValue")},
+    "KeyValueList": {"values": (1, "message", "KeyValue")},
+    "ExportMetricsServiceRequest": {"resource_metrics": (1, "message", "ResourceMetrics")},
+    "ResourceMetrics": {
+        "resource": (1, "message", "Resource"),
+        "scope_metrics": (2, "message", "ScopeMetrics"),
+        "schema_url": (3, "string", ""),
+    },
+    "ScopeMetrics": {
+        "scope": (1, "message", "InstrumentationScope"),
+        "metrics": (2, "message", "Metric"),
+        "schema_url": (3, "string", ""),
+    },
+    "Metric": {
+        "name": (1, "string", ""),
+        "description": (2, "string", ""),
+        "unit": (3, "string", ""),
+        "sum": (7, "message", "Sum"),
+        "histogram": (9, "message", "Histogram"),
+    },
+    "Sum": {
+        "data_points": (1, "message", "NumberDataPoint"),
+        "aggregation_temporality": (2, "enum", ""),
+        "is_monotonic": (3, "bool", ""),
+    },
+    "NumberDataPoint": {
+        "attributes": (7, "message", "KeyValue"),
+        "start_time_unix_nano": (2, "fixed64", ""),
+        "time_unix_nano": (3, "fixed64", ""),
+        "as_double": (4, "double", ""),
+        "as_int": (6, "sfixed64", ""),
+    },
+    "Histogram": {
+        "data_points": (1, "message", "HistogramDataPoint"),
+        "aggregation_temporality": (2, "enum", ""),
+    },
+    "HistogramDataPoint": {
+        "attributes": (9, "message", "KeyValue"),
+        "start_time_unix_nano": (2, "fixed64", ""),
+        "time_unix_nano": (3, "fixed64", ""),
+        "count": (4, "fixed64", ""),
+        "sum": (5, "double", ""),
+        "bucket_counts": (6, "fixed64", ""),
+        "explicit_bounds": (7, "double", ""),
+        "min": (11, "double", ""),
+        "max": (12, "double", ""),
+    },
+}
+_U64 = (1 << 64) - 1
+_pack_double = struct.Struct("<d").pack
+_pack_u64 = struct.Struct("<Q").pack
+_pack_i64 = struct.Struct("<q").pack
+
+
+def _varint(value: int) -> bytes:
+    value &= _U64  # negative int64 values take ten bytes, two's complement
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _length_delimited(tag: bytes, payload: bytes) -> bytes:
+    return tag + _varint(len(payload)) + payload
+
+
+_SCALAR: dict[str, tuple[int, Callable[[Any], bytes]]] = {
+    "int64": (0, lambda v: _varint(int(v))),
+    "enum": (0, lambda v: _varint(int(v))),
+    "bool": (0, lambda v: b"\x01" if v else b"\x00"),
+    "fixed64": (1, lambda v: _pack_u64(int(v))),
+    "sfixed64": (1, lambda v: _pack_i64(int(v))),
+    "double": (1, lambda v: _pack_double(float(v))),
+}
+
+
+def to_protobuf(message: Message, name: str) -> bytes:
+    """Encode a message tree of type `name` to protobuf bytes (repeated scalars packed)."""
+    fields = SCHEMA[name]
+    out = bytearray()
+    for key, value in message.items():
+        if value is None:
+            continue
+        number, kind, sub = fields[key]
+        if kind == "message":
+            tag = _varint(number << 3 | 2)
+            for item in value if isinstance(value, list) else (value,):
+                out += _length_delimited(tag, to_protobuf(item, sub))
+        elif kind == "string":
+            out += _length_delimited(_varint(number << 3 | 2), value.encode("utf-8"))
+        elif kind in ("bytes", "id"):
+            out += _length_delimited(_varint(number << 3 | 2), bytes(value))
+        else:
+            wire, pack = _SCALAR[kind]
+            if isinstance(value, list):
+                packed = b"".join(pack(v) for v in value)
+                out += _length_delimited(_varint(number << 3 | 2), packed)
+            else:
+                out += _varint(number << 3 | wire) + pack(value)
+    return bytes(out)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _json_double(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float(value)
+
+
+_JSON_SCALAR: dict[str, Callable[[Any], Any]] = {
+    "string": str,
+    "bool": bool,
+    "enum": int,
+    "int64": lambda v: str(int(v)),
+    "fixed64": lambda v: str(int(v)),
+    "sfixed64": lambda v: str(int(v)),
+    "double": _json_double,
+    "id": lambda v: bytes(v).hex(),
+    "bytes": lambda v: base64.b64encode(bytes(v)).decode("ascii"),
+}
+
+
+def _json_tree(message: Message, name: str) -> dict[str, Any]:
+    fields = SCHEMA[name]
+    out: dict[str, Any] = {}
+    for key, value in message.items():
+        if value is None:
+            continue
+        _number, kind, sub = fields[key]
+        if kind == "message":
+            if isinstance(value, list):
+                out[_camel(key)] = [_json_tree(item, sub) for item in value]
+            else:
+                out[_camel(key)] = _json_tree(value, sub)
+            continue
+        convert = _JSON_SCALAR[kind]
+        out[_camel(key)] = (
+            [convert(v) for v in value] if isinstance(value, list) else convert(value)
+        )
+    return out
+
+
+def to_json(message: Message, name: str) -> bytes:
+    """Encode a message tree of type `name` as OTLP/JSON (UTF-8)."""
+    tree = _json_tree(message, name)
+    return json.dumps(tree, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("protobuf: truncated or overlong varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def decode_fields(data: bytes) -> list[tuple[int, int | bytes]]:
+    """Split protobuf bytes into (field number, value) pairs; raises ValueError if malformed.
+
+    Varints come back as unsigned ints, length-delimited fields and fixed-width ones as bytes.
+    """
+    fields: list[tuple[int, int | bytes]] = []
+    pos = 0
+    while pos < len(data):
+        key, pos = _read_varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise ValueError("protobuf: field number 0")
+        value: int | bytes
+        if wire == 0:
+            value, pos = _read_varint(data, pos)
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            value, pos = data[pos : pos + width], pos + width
+        elif wire == 2:
+            length, pos = _read_varint(data, pos)
+            value, pos = data[pos : pos + length], pos + length
+        else:
+            raise ValueError(f"protobuf: unsupported wire type {wire}")
+        if pos > len(data):
+            raise ValueError("protobuf: truncated field")
+        fields.append((number, value))
+    return fields
