@@ -147,7 +147,9 @@ def to_protobuf(message: Message, name: str) -> bytes:
             for item in value if isinstance(value, list) else (value,):
                 out += _length_delimited(tag, to_protobuf(item, sub))
         elif kind == "string":
-            out += _length_delimited(_varint(number << 3 | 2), value.encode("utf-8"))
+            # A lone surrogate (no UTF-8 form) becomes "?", in both encodings alike.
+            text = value.encode("utf-8", errors="replace")
+            out += _length_delimited(_varint(number << 3 | 2), text)
         elif kind in ("bytes", "id"):
             out += _length_delimited(_varint(number << 3 | 2), bytes(value))
         else:
@@ -209,7 +211,8 @@ def _json_tree(message: Message, name: str) -> dict[str, Any]:
 def to_json(message: Message, name: str) -> bytes:
     """Encode a message tree of type `name` as OTLP/JSON (UTF-8)."""
     tree = _json_tree(message, name)
-    return json.dumps(tree, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text = json.dumps(tree, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8", errors="replace")
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
