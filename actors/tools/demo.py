@@ -20,6 +20,7 @@ import actors
 from actors.dbapi import instrument
 from actors.tools.local_endpoint import Fault, LocalEndpoint, LogStore
 from actors.tools.local_endpoint.cli import DEFAULT_DB
+from actors.tools.otlp_receiver import OtlpDemo
 
 __all__ = ["add_demo_arguments", "run_demo"]
 
@@ -48,6 +49,12 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         " ':memory:' keeps nothing)",
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--sink",
+        default="http",
+        choices=("http", "otlp"),
+        help="`otlp`: to a local collector if one is installed, else a loopback OTLP receiver",
+    )
 
 
 def _workload(
@@ -106,6 +113,7 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
         "telemetry.circuit_breaker.open_s": "1",
         "telemetry.http.read_timeout_ms": "1000",
     }
+    otlp = OtlpDemo.start(properties) if args.sink == "otlp" else None
     modules = [
         instrument(
             sqlite3,
@@ -148,6 +156,8 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     exit_s = time.monotonic() - exit_started
     state = actors.dump_state()
     report = _report(endpoints, state, counters, clean, exit_s, args)
+    if otlp is not None:
+        report = otlp.finish(report)
     for ep in endpoints:
         ep.close()
     store.close()
@@ -247,6 +257,11 @@ def _print_report(report: dict[str, Any], out: TextIO) -> None:
             f" (generation {final.get('generation')}):\n"
         )
         out.write("    " + json.dumps(final, indent=2).replace("\n", "\n    ") + "\n")
+    if "otlp" in report:
+        o = report["otlp"]
+        match = "matches" if o["received_matches_accounting"] else "DOES NOT MATCH"
+        out.write(f"\nOTLP via {o['via']}: {o['log_records_received']} log records received,")
+        out.write(f" {match} exported logs ({o['exported_logs']}); requests {_kv(o['requests'])}\n")
     if report["store"] != ":memory:":
         out.write(f"\nthe endpoints stored the logs in {report['store']}: see them with `show`\n")
     out.write(

@@ -14,6 +14,7 @@ __all__ = [
     "LOGS_REQUEST",
     "METRICS_REQUEST",
     "PartialSuccess",
+    "decode_fields",
     "decode_partial_success",
     "encode",
 ]

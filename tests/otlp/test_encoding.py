@@ -22,7 +22,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
 
 from messages.otlp import LOGS_REQUEST, METRICS_REQUEST, decode_partial_success, encode
-from messages.otlp._codec import decode_fields
+from messages.otlp.encoding import decode_fields
 
 
 def _ids_as_base64(value: Any) -> Any:
