@@ -110,7 +110,14 @@ _pack_u64 = struct.Struct("<Q").pack
 _pack_i64 = struct.Struct("<q").pack
 
 
+_SMALL = tuple(
+    bytes([n]) if n < 0x80 else bytes([(n & 0x7F) | 0x80, n >> 7]) for n in range(1 << 14)
+)
+
+
 def _varint(value: int) -> bytes:
+    if 0 <= value < 16384:  # tags, lengths and most counts: one lookup
+        return _SMALL[value]
     value &= _U64  # negative int64 values take ten bytes, two's complement
     out = bytearray()
     while value > 0x7F:
@@ -132,33 +139,83 @@ _SCALAR: dict[str, tuple[int, Callable[[Any], bytes]]] = {
     "sfixed64": (1, lambda v: _pack_i64(int(v))),
     "double": (1, lambda v: _pack_double(float(v))),
 }
+# Per message: field name -> (length-delimited tag, scalar tag, type, sub-message), computed once.
+_COMPILED = {
+    name: {
+        key: (
+            _varint(number << 3 | 2),
+            _varint(number << 3 | _SCALAR[kind][0]) if kind in _SCALAR else b"",
+            kind,
+            sub,
+        )
+        for key, (number, kind, sub) in fields.items()
+    }
+    for name, fields in SCHEMA.items()
+}
+
+
+def _utf8(text: str) -> bytes:
+    # A lone surrogate (no UTF-8 form) becomes "?", in both encodings alike.
+    return str.encode(text, "utf-8", "replace")
+
+
+def _scalar_any_value(value: object) -> bytes:
+    """AnyValue bytes of a str, bool, int or float (the usual attribute values)."""
+    if isinstance(value, str):
+        return _length_delimited(b"\x0a", _utf8(value))
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return b"\x18" + _varint(value)
+    if isinstance(value, float):
+        return b"\x21" + _pack_double(value)
+    raise TypeError(f"no AnyValue for {type(value).__name__}")
+
+
+_kv_memo: dict[tuple[str, type, object], bytes] = {}
+
+
+def _key_value(pair: tuple[str, object]) -> bytes:
+    """A `(key, scalar)` KeyValue's bytes; the many that repeat from log to log are kept."""
+    key, value = pair
+    memo_key = (key, type(value), value)
+    hit = _kv_memo.get(memo_key)
+    if hit is None:
+        hit = _length_delimited(b"\x0a", _utf8(key))
+        hit += _length_delimited(b"\x12", _scalar_any_value(value))
+        if len(_kv_memo) >= 4096:
+            _kv_memo.clear()
+        _kv_memo[memo_key] = hit
+    return hit
 
 
 def to_protobuf(message: Message, name: str) -> bytes:
-    """Encode a message tree of type `name` to protobuf bytes (repeated scalars packed)."""
-    fields = SCHEMA[name]
+    """Encode a message tree of type `name` to protobuf bytes (repeated scalars packed).
+
+    A KeyValue may also be given as a `(key, scalar)` tuple, the form the mapping produces.
+    """
+    fields = _COMPILED[name]
     out = bytearray()
     for key, value in message.items():
         if value is None:
             continue
-        number, kind, sub = fields[key]
+        tag, scalar_tag, kind, sub = fields[key]
         if kind == "message":
-            tag = _varint(number << 3 | 2)
             for item in value if isinstance(value, list) else (value,):
-                out += _length_delimited(tag, to_protobuf(item, sub))
+                body = _key_value(item) if isinstance(item, tuple) else to_protobuf(item, sub)
+                out += tag
+                out += _varint(len(body))
+                out += body
         elif kind == "string":
-            # A lone surrogate (no UTF-8 form) becomes "?", in both encodings alike.
-            text = value.encode("utf-8", errors="replace")
-            out += _length_delimited(_varint(number << 3 | 2), text)
+            out += _length_delimited(tag, _utf8(value))
         elif kind in ("bytes", "id"):
-            out += _length_delimited(_varint(number << 3 | 2), bytes(value))
+            out += _length_delimited(tag, bytes(value))
         else:
-            wire, pack = _SCALAR[kind]
+            pack = _SCALAR[kind][1]
             if isinstance(value, list):
-                packed = b"".join(pack(v) for v in value)
-                out += _length_delimited(_varint(number << 3 | 2), packed)
+                out += _length_delimited(tag, b"".join(pack(v) for v in value))
             else:
-                out += _varint(number << 3 | wire) + pack(value)
+                out += scalar_tag + pack(value)
     return bytes(out)
 
 
@@ -188,6 +245,22 @@ _JSON_SCALAR: dict[str, Callable[[Any], Any]] = {
 }
 
 
+_CAMEL = {key: _camel(key) for fields in SCHEMA.values() for key in fields}
+
+
+def _json_key_value(pair: tuple[str, object]) -> dict[str, Any]:
+    key, value = pair
+    if isinstance(value, str):
+        return {"key": key, "value": {"stringValue": value}}
+    if isinstance(value, bool):
+        return {"key": key, "value": {"boolValue": value}}
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    if isinstance(value, float):
+        return {"key": key, "value": {"doubleValue": _json_double(value)}}
+    raise TypeError(f"no AnyValue for {type(value).__name__}")
+
+
 def _json_tree(message: Message, name: str) -> dict[str, Any]:
     fields = SCHEMA[name]
     out: dict[str, Any] = {}
@@ -197,12 +270,15 @@ def _json_tree(message: Message, name: str) -> dict[str, Any]:
         _number, kind, sub = fields[key]
         if kind == "message":
             if isinstance(value, list):
-                out[_camel(key)] = [_json_tree(item, sub) for item in value]
+                out[_CAMEL[key]] = [
+                    _json_key_value(item) if isinstance(item, tuple) else _json_tree(item, sub)
+                    for item in value
+                ]
             else:
-                out[_camel(key)] = _json_tree(value, sub)
+                out[_CAMEL[key]] = _json_tree(value, sub)
             continue
         convert = _JSON_SCALAR[kind]
-        out[_camel(key)] = (
+        out[_CAMEL[key]] = (
             [convert(v) for v in value] if isinstance(value, list) else convert(value)
         )
     return out
@@ -212,7 +288,7 @@ def to_json(message: Message, name: str) -> bytes:
     """Encode a message tree of type `name` as OTLP/JSON (UTF-8)."""
     tree = _json_tree(message, name)
     text = json.dumps(tree, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8", errors="replace")
+    return str.encode(text, "utf-8", "replace")
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:

@@ -53,22 +53,19 @@ class OtlpResource:
     db_system: str = "databricks"
 
 
-def any_value(value: object) -> Message:
-    """An `AnyValue` for a str, bool, int or float (anything else as its str)."""
-    if isinstance(value, bool):
-        return {"bool_value": value}
-    if isinstance(value, int):
-        return {"int_value": value}
-    if isinstance(value, float):
-        return {"double_value": value}
+def _scalar(value: object) -> object:
+    if type(value) in (str, bool, int, float):
+        return value
+    if isinstance(value, str):  # a str subclass: its plain text, never its own methods
+        return str.__str__(value)
     if isinstance(value, enum.Enum):
-        return {"string_value": str(value.value)}
-    return {"string_value": str(value)}
+        return str(value.value)
+    return str(value)
 
 
-def key_values(pairs: Iterable[tuple[str, object]]) -> list[Message]:
-    """`KeyValue`s for the pairs whose value is set."""
-    return [{"key": k, "value": any_value(v)} for k, v in pairs if v is not None]
+def key_values(pairs: Iterable[tuple[str, object]]) -> list[Any]:
+    """`KeyValue`s (as `(key, scalar)` tuples, which the encoders take) for the set pairs."""
+    return [(k, _scalar(v)) for k, v in pairs if v is not None]
 
 
 @functools.cache

@@ -143,7 +143,7 @@ metrics_requests = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(logs_requests)
 def test_protobuf_and_json_of_any_logs_request_decode_to_the_same_message(
     tree: dict[str, Any],
@@ -158,7 +158,7 @@ def test_protobuf_and_json_of_any_logs_request_decode_to_the_same_message(
     assert from_protobuf == from_json
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(metrics_requests)
 def test_protobuf_and_json_of_any_metrics_request_decode_to_the_same_message(
     tree: dict[str, Any],
@@ -172,6 +172,30 @@ def test_protobuf_and_json_of_any_metrics_request_decode_to_the_same_message(
     )
 
     assert from_protobuf == from_json
+
+
+SCALARS = st.one_of(TEXT, st.booleans(), I64, DOUBLE)
+_FIELD = {str: "string_value", bool: "bool_value", int: "int_value", float: "double_value"}
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(TEXT, SCALARS), max_size=6))
+def test_attributes_as_key_scalar_pairs_encode_like_full_key_values(
+    pairs: list[tuple[str, Any]],
+) -> None:
+    as_pairs = {"resource_logs": [{"resource": {"attributes": pairs}}]}
+    as_messages = {
+        "resource_logs": [
+            {
+                "resource": {
+                    "attributes": [{"key": k, "value": {_FIELD[type(v)]: v}} for k, v in pairs]
+                }
+            }
+        ]
+    }
+    for protocol in ("http/protobuf", "http/json"):
+        twice = encode(as_pairs, LOGS_REQUEST, protocol), encode(as_pairs, LOGS_REQUEST, protocol)
+        assert twice[0] == twice[1] == encode(as_messages, LOGS_REQUEST, protocol)
 
 
 def example_logs_tree() -> dict[str, Any]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
 import actors
 from actors._export.http import HttpOutcome
 from actors._export.otlp import OtlpTransport
 from messages.config import TelemetrySettings
 from messages.enums import OperationType, StatementType
-from messages.otlp import OtlpResource, ServerAddress
+from messages.otlp import LOGS_REQUEST, OtlpResource, ServerAddress, encode
 from messages.otlp.mapping import log_record, resource_attributes
 from messages.otlp.options import parse_headers, parse_resource_attributes, signal_url
 from messages.privacy import strip_for_unauth
@@ -42,7 +43,13 @@ def frontend(log: SqlDriverLog) -> FrontendLog:
 
 
 def attributes_of(record: dict[str, Any]) -> dict[str, Any]:
-    return {kv["key"]: next(iter(kv["value"].values())) for kv in record["attributes"]}
+    """A LogRecord's attributes, as opentelemetry-proto decodes them from our protobuf."""
+    tree = {"resource_logs": [{"scope_logs": [{"log_records": [record]}]}]}
+    request = logs_service_pb2.ExportLogsServiceRequest.FromString(
+        encode(tree, LOGS_REQUEST, "http/protobuf")
+    )
+    (decoded,) = request.resource_logs[0].scope_logs[0].log_records
+    return {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in decoded.attributes}
 
 
 def statement(error: DriverErrorInfo | None = None, operation: Any = None) -> SqlDriverLog:
