@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from waiting import poll_until
 
 import actors
+from actors._export import otlp as otlp_sink
 
 HOST = "warehouse.example.com"
 TOKEN = "driver-secret-token"
@@ -94,6 +95,20 @@ def test_every_log_reaches_a_healthy_receiver_and_the_accounts_balance(
     assert {r.headers["content-type"] for r in receiver.requests("logs")} == {
         "application/json" if protocol == "http/json" else "application/x-protobuf"
     }
+    # Each tree (one per connection here) is a cumulative series of its own start time.
+    durations: dict[tuple[int, str], int] = {}
+    exported: dict[int, int] = {}
+    for request in receiver.requests("metrics"):
+        for rm in request.decoded().resource_metrics:  # type: ignore[attr-defined]
+            for metric in rm.scope_metrics[0].metrics:
+                for p in metric.histogram.data_points:
+                    key = (p.start_time_unix_nano, repr(sorted(str(a) for a in p.attributes)))
+                    durations[key] = max(durations.get(key, 0), p.count)
+                for p in metric.sum.data_points:
+                    if metric.name == "driver_telemetry.otlp.logs.exported":
+                        exported[p.start_time_unix_nano] = p.as_int
+    assert sum(durations.values()) == told.logs - len(told.errors)  # errors carry no latency
+    assert sum(exported.values()) == told.logs
 
 
 def test_nothing_private_reaches_the_collector(receiver: OtlpReceiver) -> None:
@@ -234,6 +249,18 @@ def test_a_partial_success_drops_the_rejected_logs_under_their_own_reason(
     assert set(accounting["dropped"]) == {"partial_rejected"}
     assert 0 < accounting["exported"] < told.events
     assert len(uids(receiver)) == len(set(uids(receiver))) == told.logs  # none sent again
+
+
+def test_a_body_over_the_otlp_limit_is_dropped_as_rejected_not_retried(
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(otlp_sink, "MAX_OTLP_BODY_BYTES", 512)
+
+    told, accounting = run(otlp_settings(receiver), sessions=1)
+
+    assert_balanced(accounting, told)
+    assert accounting["dropped"] == {"rejected": told.events}
+    assert receiver.requests("logs") == []
 
 
 def test_a_hanging_collector_at_exit_costs_at_most_the_shutdown_timeout(
