@@ -25,6 +25,7 @@ from actors._export.http import (
     Urllib3Transport,
     new_pool_manager,
 )
+from actors._export.mirror import MirrorTransport
 from actors._export.otlp import OtlpTransport
 from actors._runtime import operations
 from actors._runtime.base import LANE_WAKE, ExpressInbox
@@ -273,6 +274,9 @@ def _transport(settings: TelemetrySettings, session: SessionLike | None) -> Tran
     if settings.sink == "otlp":  # never the driver's session: the collector gets no driver auth
         return OtlpTransport(settings)
     connect_s, read_s = settings.connect_timeout_s, settings.read_timeout_s
+    service: Transport
     if session is not None:
-        return SessionTransport(session, connect_timeout_s=connect_s, read_timeout_s=read_s)
-    return Urllib3Transport(_pool(), connect_timeout_s=connect_s, read_timeout_s=read_s)
+        service = SessionTransport(session, connect_timeout_s=connect_s, read_timeout_s=read_s)
+    else:
+        service = Urllib3Transport(_pool(), connect_timeout_s=connect_s, read_timeout_s=read_s)
+    return MirrorTransport(service, OtlpTransport(settings)) if settings.sink == "both" else service

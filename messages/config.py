@@ -35,7 +35,7 @@ KILL_SWITCH_ENV = "DATABRICKS_TELEMETRY_DISABLED"
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 _DECIMAL = re.compile(r"[+-]?[0-9]+")
-_SINKS = ("http", "file", "otlp")
+_SINKS = ("http", "file", "otlp", "both")
 _INT_MAX = 2**31 - 1  # every int setting fits a 32-bit int, so *_s/*_ms maths cannot overflow
 
 _Check = Callable[[str, object], None]
@@ -271,7 +271,9 @@ class TelemetrySettings:
     read_timeout_ms: int = _setting(
         "telemetry.http.read_timeout_ms", 5000, _ints(1), "HTTP read timeout"
     )
-    sink: str = _setting("telemetry.sink", "http", _SINK, "Where logs go: `http`, `file` or `otlp`")
+    sink: str = _setting(
+        "telemetry.sink", "http", _SINK, "Where logs go: `http`, `file`, `otlp` or `both`"
+    )
     file_path: str | None = _setting(
         "telemetry.file_path", None, _OPTIONAL_STR, "JSON-lines file; required for sink `file`"
     )

@@ -188,6 +188,10 @@ class OtlpTransport:
         outcome = self._post(self._metrics_url, payload, timeout_s)
         self._metrics.sent(ok=outcome.ok)
 
+    def count_undelivered(self, logs: int, reason: str) -> None:
+        """Count logs this sink could not deliver (when mirroring, which never retries)."""
+        self._metrics.undelivered(logs, reason)
+
     @property
     def accounts(self) -> Mapping[str, Any]:
         """What this sink sent: logs taken and rejected, metrics requests sent and failed."""

@@ -88,6 +88,10 @@ class DurationAccounts:
                 pairs.append(("server.port", server.port))
         return tuple(pairs)
 
+    def undelivered(self, logs: int, reason: str) -> None:
+        """Count logs that never reached the collector, by reason."""
+        self._logs[reason] += logs
+
     def sent(self, *, ok: bool) -> None:
         """Count one metrics request (lost ones cost nothing: the next carries the totals)."""
         self._requests["sent" if ok else "failed"] += 1
@@ -116,7 +120,7 @@ class DurationAccounts:
         counters += [
             CounterPoint(
                 name=REJECTED_METRIC,
-                description="Logs the collector rejected, by reason.",
+                description="Logs the collector rejected or never got, by reason.",
                 attributes=(("reason", reason),),
                 value=count,
             )

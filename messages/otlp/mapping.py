@@ -200,12 +200,15 @@ def logs_request(
     observed_ns: int,
 ) -> Message:
     """An `ExportLogsServiceRequest`: one ResourceLogs per system configuration, scope = driver."""
+    logs = list(logs)
+    # A batch is one connection's: a log without a system configuration (a close) is its too.
+    known = next((s for s in map(_system_of, logs) if s is not None), None)
     groups: dict[SystemConfiguration | None, list[Message]] = {}
     for frontend in logs:
         record = log_record(
             frontend, server=server, observed_ns=observed_ns, db_system=resource.db_system
         )
-        groups.setdefault(_system_of(frontend), []).append(record)
+        groups.setdefault(_system_of(frontend) or known, []).append(record)
     return {"resource_logs": [_resource_logs(s, r, resource) for s, r in groups.items()]}
 
 

@@ -13,7 +13,7 @@ from actors._export.otlp import OtlpTransport
 from messages.config import TelemetrySettings
 from messages.enums import OperationType, StatementType
 from messages.otlp import LOGS_REQUEST, OtlpResource, ServerAddress, encode
-from messages.otlp.mapping import log_record, resource_attributes
+from messages.otlp.mapping import log_record, logs_request, resource_attributes
 from messages.otlp.options import parse_headers, parse_resource_attributes, signal_url
 from messages.privacy import strip_for_unauth
 from messages.records import (
@@ -218,3 +218,15 @@ def test_the_flag_is_answered_locally_and_no_driver_header_is_forwarded() -> Non
         ("POST", "http://localhost:4318/v1/metrics"),
     ]
     assert all("Authorization" not in headers for _, _, headers in sent)
+
+
+def test_a_close_log_shares_its_connection_resource() -> None:
+    system = system_configuration(DRIVER)
+    opened = frontend(SqlDriverLog(session_id="s", system_configuration=system, auth_type="pat"))
+    closed = frontend(statement(operation=OperationType.DELETE_SESSION))
+
+    request = logs_request([opened, closed], resource=OtlpResource(), server=SERVER, observed_ns=1)
+
+    (resource_logs,) = request["resource_logs"]
+    assert len(resource_logs["scope_logs"][0]["log_records"]) == 2
+    assert dict(resource_logs["resource"]["attributes"])["service.name"] == "app"
