@@ -26,7 +26,7 @@ from actors._export.http import (
     new_pool_manager,
 )
 from actors._export.mirror import MirrorTransport
-from actors._export.otlp import OtlpTransport
+from actors._export.otlp import OtlpTransport, otlp_http
 from actors._runtime import operations
 from actors._runtime.base import LANE_WAKE, ExpressInbox
 from actors._runtime.hosts import HostAddress, normalise_host
@@ -271,12 +271,17 @@ def _open(
 def _transport(settings: TelemetrySettings, session: SessionLike | None) -> Transport:
     if settings.sink == "file" and settings.file_path:
         return FileTransport(settings.file_path)
-    if settings.sink == "otlp":  # never the driver's session: the collector gets no driver auth
-        return OtlpTransport(settings)
+    if settings.sink == "otlp":
+        return _collector(settings)
     connect_s, read_s = settings.connect_timeout_s, settings.read_timeout_s
     service: Transport
     if session is not None:
         service = SessionTransport(session, connect_timeout_s=connect_s, read_timeout_s=read_s)
     else:
         service = Urllib3Transport(_pool(), connect_timeout_s=connect_s, read_timeout_s=read_s)
-    return MirrorTransport(service, OtlpTransport(settings)) if settings.sink == "both" else service
+    return MirrorTransport(service, _collector(settings)) if settings.sink == "both" else service
+
+
+def _collector(settings: TelemetrySettings) -> OtlpTransport:
+    """The OTLP sink on the shared pool; never the driver's session (no driver auth goes there)."""
+    return OtlpTransport(settings, inner=otlp_http(_pool(), settings))

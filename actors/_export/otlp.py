@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+import urllib3
 
 from actors._export.classify import ErrorKind
 from actors._export.http import HttpOutcome, Transport, Urllib3Transport, new_pool_manager
@@ -38,7 +39,7 @@ from messages.otlp.encoding import CONTENT_TYPES
 from messages.otlp.options import parse_headers, parse_resource_attributes, signal_url
 from messages.wire import TELEMETRY_FLAG_NAME, decode_frontend_log
 
-__all__ = ["MAX_OTLP_BODY_BYTES", "OtlpOutcome", "OtlpTransport"]
+__all__ = ["MAX_OTLP_BODY_BYTES", "OtlpOutcome", "OtlpTransport", "otlp_http"]
 
 logger = logging.getLogger("actors.exporter")
 
@@ -77,6 +78,16 @@ def _answer(accepted: int) -> bytes:
     return json.dumps({"numProtoSuccess": accepted, "errors": []}).encode()
 
 
+def otlp_http(pool: urllib3.PoolManager, settings: TelemetrySettings) -> Urllib3Transport:
+    """The HTTP calls of the OTLP sink over `pool`: OTLP timeout, answers read up to 64 KiB."""
+    return Urllib3Transport(
+        pool,
+        connect_timeout_s=min(settings.connect_timeout_s, settings.otlp_timeout_s),
+        read_timeout_s=settings.otlp_timeout_s,
+        max_body_bytes=MAX_ANSWER_BYTES,
+    )
+
+
 class OtlpTransport:
     """A `Transport` sending the exporter's batches to an OpenTelemetry collector."""
 
@@ -87,7 +98,7 @@ class OtlpTransport:
         inner: Transport | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
-        """Read the OTLP settings; `inner` makes the HTTP calls (our own pool by default)."""
+        """Read the OTLP settings; `inner` makes the HTTP calls (by default `otlp_http`)."""
         self._protocol = settings.otlp_protocol
         self._gzip = settings.otlp_compression == "gzip"
         self._logs_url = signal_url(settings.otlp_endpoint, "logs", settings.otlp_logs_endpoint)
@@ -103,13 +114,7 @@ class OtlpTransport:
             attributes=parse_resource_attributes(settings.otlp_resource_attributes),
             db_system=settings.otlp_db_system,
         )
-        timeout_s = settings.otlp_timeout_s
-        self._inner = inner or Urllib3Transport(
-            new_pool_manager(num_pools=4, maxsize=4),
-            connect_timeout_s=min(settings.connect_timeout_s, timeout_s),
-            read_timeout_s=timeout_s,
-            max_body_bytes=MAX_ANSWER_BYTES,
-        )
+        self._inner = inner or otlp_http(new_pool_manager(num_pools=4, maxsize=4), settings)
         self._clock_ns = clock_ns
         self._metrics = DurationAccounts(start_ns=clock_ns(), resource=self._resource)
         self._metrics_interval_ns = int(settings.flush_interval_s * 1e9)
