@@ -58,6 +58,17 @@ def listening(port: int) -> bool:
     return True
 
 
+class CollectorUnavailable(Exception):
+    """The collector binary is there but exited at once (its reason is the message)."""
+
+
+def unavailable(message: str) -> None:
+    """Skip, or fail when `CI` is set: the collector-backed tests must run in CI."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 class Collector:
     """A running collector: its OTLP/HTTP URL and the sink it forwards to."""
 
@@ -84,9 +95,16 @@ class Collector:
             str(self.log_file),
         ]
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir
         )
-        poll_until(lambda: listening(self.http_port), WAIT_S, "the collector to listen")
+        poll_until(
+            lambda: self.process.poll() is not None or listening(self.http_port),
+            WAIT_S,
+            "the collector to listen",
+        )
+        if self.process.poll() is not None:  # e.g. no libpython for this interpreter's wheel
+            _, stderr = self.process.communicate(timeout=5.0)
+            raise CollectorUnavailable(stderr.decode("utf-8", "replace").strip()[-300:])
 
     @property
     def url(self) -> str:
@@ -95,22 +113,25 @@ class Collector:
     def stop(self) -> None:
         self.process.terminate()
         try:
-            self.process.wait(timeout=5.0)
+            self.process.communicate(timeout=5.0)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait(timeout=5.0)
+            self.process.communicate(timeout=5.0)
 
 
 @pytest.fixture
 def collector(tmp_path: pathlib.Path) -> Iterator[Collector]:
     binary = collector_binary()
     if binary is None:
-        message = "the rotel collector binary is not installed (pip install rotel)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("the rotel collector binary is not installed (pip install rotel)")
+        return
     sink = OtlpReceiver()
-    running = Collector(binary, sink, tmp_path)
+    try:
+        running = Collector(binary, sink, tmp_path)
+    except CollectorUnavailable as exc:
+        sink.stop()
+        unavailable(f"the rotel collector does not start here: {exc}")
+        return
     yield running
     running.stop()
     sink.stop()
