@@ -45,19 +45,32 @@ class MirrorTransport:
         outcome = self._primary.request(
             method, url, body=body, headers=headers, timeout_s=timeout_s
         )
-        if method != "POST" or not outcome.ok:
-            return outcome
+        if method == "POST" and outcome.ok:
+            try:
+                self._mirror_taken(url, body, outcome, timeout_s, started)
+            except Exception as exc:  # the service's answer stands whatever the mirror does
+                logger.debug("otlp mirror: failed: %s", type(exc).__name__)
+        return outcome
+
+    def _mirror_taken(
+        self,
+        url: str,
+        body: bytes | None,
+        outcome: HttpOutcome,
+        timeout_s: float | None,
+        started: float,
+    ) -> None:
         try:
             taken = decode_export_response(outcome.body).num_proto_success
             logs = json.loads(body or b"{}")["protoLogs"][: max(0, taken)]
         except (ValueError, KeyError, TypeError):
-            return outcome  # the exporter reads the same answer and decides
+            return  # the exporter reads the same answer and decides
         if not logs:
-            return outcome
+            return
         remaining_s = None if timeout_s is None else timeout_s - (time.monotonic() - started)
         if remaining_s is not None and remaining_s <= 0:
             self._mirror.count_undelivered(len(logs), "shutdown_timeout")
-            return outcome
+            return
         mirrored = self._mirror.request(
             "POST", url, body=encode_request(logs, 0), headers={}, timeout_s=remaining_s
         )
@@ -65,4 +78,3 @@ class MirrorTransport:
             reason = f"http_{mirrored.status}" if mirrored.status else "export_failed"
             logger.debug("otlp mirror: %d logs not delivered (%s)", len(logs), reason)
             self._mirror.count_undelivered(len(logs), reason)
-        return outcome

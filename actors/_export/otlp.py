@@ -48,6 +48,8 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 # Bodies stay within the 4 MiB a collector's OTLP receivers accept by default.
 MAX_OTLP_BODY_BYTES = 4 * 1024 * 1024
 MAX_ANSWER_BYTES = 64 * 1024
+UNENCODABLE = "unencodable"
+_MIN_METRICS_TIMEOUT_S = 0.05
 _FLAG_BODY = json.dumps({"flags": [{"name": TELEMETRY_FLAG_NAME, "value": "true"}]}).encode()
 
 
@@ -60,6 +62,8 @@ class OtlpOutcome(HttpOutcome):
         """None when ok; RETRYABLE for transport errors and 429/502/503/504; else TERMINAL."""
         if self.ok:
             return None
+        if self.error is not None and self.error.startswith(UNENCODABLE):
+            return ErrorKind.TERMINAL  # the same logs would fail the same way again
         if self.status is None or self.status in RETRYABLE_STATUSES:
             return ErrorKind.RETRYABLE
         return ErrorKind.TERMINAL
@@ -129,9 +133,14 @@ class OtlpTransport:
         headers: Mapping[str, str],
         timeout_s: float | None = None,
     ) -> HttpOutcome:
-        """Send the export body's logs as OTLP; `headers` (Databricks auth) are never sent."""
+        """Send the export body's logs as OTLP; `headers` (Databricks auth) are never sent.
+
+        Never raises: a body that cannot be encoded is a terminal outcome (`unencodable`), and
+        nothing after the collector's answer can change what that answer said.
+        """
         if method == "GET":  # choosing a collector is the local decision to send: flag on
             return HttpOutcome(status=200, body=_FLAG_BODY)
+        started_s = time.monotonic()
         try:
             logs = [decode_frontend_log(text) for text in json.loads(body or b"{}")["protoLogs"]]
             server = _server_of(url)
@@ -141,16 +150,20 @@ class OtlpTransport:
             payload = self._body(encode(message, LOGS_REQUEST, self._protocol))
         except Exception as exc:  # a body we cannot carry is no reason to raise
             logger.debug("otlp: export body cannot be encoded: %s", type(exc).__name__)
-            return OtlpOutcome(status=None, error=f"encode_{type(exc).__name__}")
+            return OtlpOutcome(status=None, error=f"{UNENCODABLE}_{type(exc).__name__}")
         if len(payload) > MAX_OTLP_BODY_BYTES:
             return OtlpOutcome(status=413, error="body_too_large")
         outcome = self._post(self._logs_url, payload, timeout_s)
         if not outcome.ok:
             return outcome
-        accepted = len(logs) - self._rejected(outcome.body, LOGS_REQUEST)
-        accepted = max(0, min(len(logs), accepted))
-        self._metrics.record(logs, server, exported=accepted, rejected=len(logs) - accepted)
-        self._maybe_send_metrics(timeout_s)
+        accepted = max(0, min(len(logs), len(logs) - self._rejected(outcome.body, LOGS_REQUEST)))
+        try:
+            self._metrics.record(logs, server, exported=accepted, rejected=len(logs) - accepted)
+            if timeout_s is not None:  # draining: what is left of the same deadline
+                timeout_s -= time.monotonic() - started_s
+            self._maybe_send_metrics(timeout_s)
+        except Exception as exc:
+            logger.debug("otlp: metrics failed: %s", type(exc).__name__)
         return OtlpOutcome(status=outcome.status, body=_answer(accepted))
 
     def _body(self, raw: bytes) -> bytes:
@@ -182,6 +195,8 @@ class OtlpTransport:
         now_ns = self._clock_ns()
         if timeout_s is None and now_ns < self._metrics_due_ns:
             return
+        if timeout_s is not None and timeout_s < _MIN_METRICS_TIMEOUT_S:
+            return  # the drain deadline is (nearly) reached: the logs came first
         self._metrics_due_ns = now_ns + self._metrics_interval_ns
         try:
             payload = self._body(
