@@ -9,6 +9,7 @@ reached it.
 from __future__ import annotations
 
 import email.utils
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -229,7 +230,14 @@ def test_a_status_otlp_calls_final_is_never_retried(
 
 
 def partial(rejected: int) -> Callable[[OtlpRequest], Answer]:
+    """A 2xx partial success, in the encoding of the request (int64 as a string in JSON)."""
+
     def answer(request: OtlpRequest) -> Answer:
+        if request.path.endswith("/metrics"):
+            return accept_all(request)
+        if request.is_json:
+            body = {"partialSuccess": {"rejectedLogRecords": str(rejected), "errorMessage": "x"}}
+            return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
         response = logs_service_pb2.ExportLogsServiceResponse()
         response.partial_success.rejected_log_records = rejected
         response.partial_success.error_message = "attribute too long"
@@ -238,17 +246,27 @@ def partial(rejected: int) -> Callable[[OtlpRequest], Answer]:
     return answer
 
 
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
 def test_a_partial_success_drops_the_rejected_logs_under_their_own_reason(
-    receiver: OtlpReceiver,
+    receiver: OtlpReceiver, protocol: str
 ) -> None:
     receiver.answer = partial(rejected=2)
 
-    told, accounting = run(otlp_settings(receiver, batch_size=3), sessions=1)
+    told, accounting = run(otlp_settings(receiver, batch_size=3, otlp_protocol=protocol), 1)
 
     assert_balanced(accounting, told)
     assert set(accounting["dropped"]) == {"partial_rejected"}
     assert 0 < accounting["exported"] < told.events
     assert len(uids(receiver)) == len(set(uids(receiver))) == told.logs  # none sent again
+
+
+def test_a_huge_answer_is_read_only_up_to_its_cap(receiver: OtlpReceiver) -> None:
+    receiver.answer = lambda request: (200, {"Content-Type": "application/json"}, b"x" * 2**22)
+
+    told, accounting = run(otlp_settings(receiver, otlp_protocol="http/json"), sessions=1)
+
+    assert_balanced(accounting, told)
+    assert accounting["exported"] == told.events  # a 2xx it cannot read still took the logs
 
 
 def test_a_body_over_the_otlp_limit_is_dropped_as_rejected_not_retried(
