@@ -14,7 +14,10 @@ import attrs
 from messages.otlp.options import (
     COMPRESSIONS,
     PROTOCOLS,
-    check_endpoint,
+    check_choice,
+    check_list,
+    check_non_empty,
+    check_url,
     parse_headers,
     parse_resource_attributes,
 )
@@ -90,44 +93,6 @@ def _optional_str(key: str, value: object) -> None:
         raise ValueError(f"{key} must be a str or None, got {_show(value)}")
 
 
-def _non_empty_str(key: str, value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{key} must be a non-empty str, got {_show(value)}")
-
-
-def _one_of(choices: tuple[str, ...]) -> _Check:
-    def check(key: str, value: object) -> None:
-        if value not in choices:
-            raise ValueError(f"{key} must be one of {', '.join(choices)}, got {_show(value)}")
-
-    return check
-
-
-def _optional_url(key: str, value: object) -> None:
-    _optional_str(key, value)
-    if value is not None:
-        try:
-            check_endpoint(str(value))
-        except ValueError as exc:
-            raise ValueError(f"{key}: {exc}, got {_show(value)}") from None
-
-
-def _required_url(key: str, value: object) -> None:
-    _non_empty_str(key, value)
-    _optional_url(key, value)
-
-
-def _parses_with(parse: Callable[[str | None], object]) -> _Check:
-    def check(key: str, value: object) -> None:
-        _optional_str(key, value)
-        try:
-            parse(value if isinstance(value, str) else None)
-        except ValueError as exc:
-            raise ValueError(f"{key}: {exc}") from None
-
-    return check
-
-
 # Parsers turn source strings into typed values; anything else passes through to the check.
 
 
@@ -174,12 +139,13 @@ _SINK: _Rule = (_parse_word, _is_sink)
 _OPTIONAL_STR: _Rule = (_parse_optional_str, _optional_str)
 
 
-_OTLP_URL: _Rule = (_parse_optional_str, _optional_url)
-_OTLP_BASE_URL: _Rule = (_parse_optional_str, _required_url)
-_OTLP_PROTOCOL: _Rule = (_parse_word, _one_of(PROTOCOLS))
-_OTLP_COMPRESSION: _Rule = (_parse_word, _one_of(COMPRESSIONS))
-_OTLP_HEADERS: _Rule = (_parse_optional_str, _parses_with(parse_headers))
-_OTLP_RESOURCE: _Rule = (_parse_optional_str, _parses_with(parse_resource_attributes))
+_OTLP_URL: _Rule = (_parse_optional_str, check_url(required=False))
+_OTLP_BASE_URL: _Rule = (_parse_optional_str, check_url(required=True))
+_OTLP_PROTOCOL: _Rule = (_parse_word, check_choice(PROTOCOLS))
+_OTLP_COMPRESSION: _Rule = (_parse_word, check_choice(COMPRESSIONS))
+_OTLP_HEADERS: _Rule = (_parse_optional_str, check_list(parse_headers))
+_OTLP_RESOURCE: _Rule = (_parse_optional_str, check_list(parse_resource_attributes))
+_OTLP_NAME: _Rule = (_parse_optional_str, check_non_empty)
 
 
 def _ints(low: int, high: int = _INT_MAX) -> _Rule:
@@ -343,7 +309,7 @@ class TelemetrySettings:
     otlp_db_system: str = _setting(
         "telemetry.otlp.db_system",
         "databricks",
-        (_parse_optional_str, _non_empty_str),
+        _OTLP_NAME,
         "`db.system.name` on logs and metrics",
     )
 

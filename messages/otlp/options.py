@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Callable
 
 __all__ = [
+    "COMPRESSIONS",
     "PROTOCOLS",
+    "check_choice",
+    "check_endpoint",
+    "check_list",
+    "check_non_empty",
+    "check_url",
     "parse_headers",
     "parse_resource_attributes",
     "signal_url",
 ]
+
+Check = Callable[[str, object], None]
 
 PROTOCOLS = ("http/protobuf", "http/json")
 COMPRESSIONS = ("none", "gzip")
@@ -62,3 +71,59 @@ def signal_url(endpoint: str, signal: str, signal_endpoint: str | None) -> str:
     if signal_endpoint:
         return signal_endpoint
     return endpoint.rstrip("/") + "/" + _SIGNAL_PATHS[signal]
+
+
+# Checks of the OTLP settings: `check(key, value)` raises a ValueError naming the setting's key.
+
+
+def _brief(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_non_empty(key: str, value: object) -> None:
+    """A non-blank str."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key} must be a non-empty str, got {_brief(value)}")
+
+
+def check_choice(choices: tuple[str, ...]) -> Check:
+    """One of `choices`."""
+
+    def check(key: str, value: object) -> None:
+        if value not in choices:
+            raise ValueError(f"{key} must be one of {', '.join(choices)}, got {_brief(value)}")
+
+    return check
+
+
+def check_url(*, required: bool) -> Check:
+    """An http(s) URL with a host (or None, unless `required`)."""
+
+    def check(key: str, value: object) -> None:
+        if value is None and not required:
+            return
+        check_non_empty(key, value)
+        try:
+            check_endpoint(str(value))
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}, got {_brief(value)}") from None
+
+    return check
+
+
+def check_list(parse: Callable[[str | None], object]) -> Check:
+    """None, or a str that `parse` accepts."""
+
+    def check(key: str, value: object) -> None:
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{key} must be a str or None, got {_brief(value)}")
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+
+    return check

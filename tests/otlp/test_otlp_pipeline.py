@@ -285,7 +285,10 @@ def test_a_hanging_collector_at_exit_costs_at_most_the_shutdown_timeout(
     receiver: OtlpReceiver,
 ) -> None:
     receiver.hang.set()  # each request hangs past its 200 ms timeout
-    settings = otlp_settings(receiver, shutdown_timeout_ms=800, otlp_timeout_ms=200)
+    # Retries enough that the batch is still trying when the drain deadline passes.
+    settings = otlp_settings(
+        receiver, shutdown_timeout_ms=800, otlp_timeout_ms=200, max_retries=1000
+    )
     told = Told()
     telemetry = actors.connect(HOST, settings=settings, driver=DRIVER)
     run_connection(telemetry, "s0", told)
