@@ -45,7 +45,7 @@ logger = logging.getLogger("actors.exporter")
 
 # OTLP names these, and only these, as retryable; every other failure status is final.
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-# Bodies stay within the 4 MiB a collector's OTLP receivers accept by default.
+# Bodies stay within 4 MiB, the smallest default limit of a collector's OTLP receivers.
 MAX_OTLP_BODY_BYTES = 4 * 1024 * 1024
 MAX_ANSWER_BYTES = 64 * 1024
 UNENCODABLE = "unencodable"
