@@ -36,8 +36,10 @@ from messages.otlp import (
     logs_request,
 )
 from messages.otlp.encoding import CONTENT_TYPES
+from messages.otlp.mapping import batch_system
 from messages.otlp.options import parse_headers, parse_resource_attributes, signal_url
-from messages.wire import TELEMETRY_FLAG_NAME, decode_frontend_log
+from messages.records import FrontendLog, SystemConfiguration
+from messages.wire import TELEMETRY_FLAG_NAME, converter
 
 __all__ = ["MAX_OTLP_BODY_BYTES", "OtlpOutcome", "OtlpTransport", "otlp_http"]
 
@@ -123,6 +125,7 @@ class OtlpTransport:
         self._metrics = DurationAccounts(start_ns=clock_ns(), resource=self._resource)
         self._metrics_interval_ns = int(settings.flush_interval_s * 1e9)
         self._metrics_due_ns = 0  # the first batch also sends metrics
+        self._systems: dict[tuple[Any, ...], SystemConfiguration] = {}
 
     def request(
         self,
@@ -142,10 +145,14 @@ class OtlpTransport:
             return HttpOutcome(status=200, body=_FLAG_BODY)
         started_s = time.monotonic()
         try:
-            logs = [decode_frontend_log(text) for text in json.loads(body or b"{}")["protoLogs"]]
+            logs, systems = self._decode(body)
             server = _server_of(url)
             message = logs_request(
-                logs, resource=self._resource, server=server, observed_ns=self._clock_ns()
+                logs,
+                resource=self._resource,
+                server=server,
+                observed_ns=self._clock_ns(),
+                systems=systems,
             )
             payload = self._body(encode(message, LOGS_REQUEST, self._protocol))
         except Exception as exc:  # a body we cannot carry is no reason to raise
@@ -158,13 +165,41 @@ class OtlpTransport:
             return outcome
         accepted = max(0, min(len(logs), len(logs) - self._rejected(outcome.body, LOGS_REQUEST)))
         try:
-            self._metrics.record(logs, server, exported=accepted, rejected=len(logs) - accepted)
+            system = batch_system(systems)
+            self._metrics.record(
+                logs, server, system=system, exported=accepted, rejected=len(logs) - accepted
+            )
             if timeout_s is not None:  # draining: what is left of the same deadline
                 timeout_s -= time.monotonic() - started_s
             self._maybe_send_metrics(timeout_s)
         except Exception as exc:
             logger.debug("otlp: metrics failed: %s", type(exc).__name__)
         return OtlpOutcome(status=outcome.status, body=_answer(accepted))
+
+    def _decode(
+        self, body: bytes | None
+    ) -> tuple[list[FrontendLog], list[SystemConfiguration | None]]:
+        """The body's frontend logs, each system configuration decoded once per distinct value."""
+        logs: list[FrontendLog] = []
+        systems: list[SystemConfiguration | None] = []
+        for text in json.loads(body or b"{}")["protoLogs"]:
+            data = json.loads(text)
+            driver_log = (data.get("entry") or {}).get("sql_driver_log")
+            raw = driver_log.pop("system_configuration", None) if driver_log else None
+            systems.append(self._system(raw))
+            logs.append(converter.structure(data, FrontendLog))
+        return logs, systems
+
+    def _system(self, raw: Any) -> SystemConfiguration | None:
+        if not isinstance(raw, dict):
+            return None
+        key = tuple(sorted(raw.items()))
+        system = self._systems.get(key)
+        if system is None:
+            if len(self._systems) >= 64:
+                self._systems.clear()
+            system = self._systems[key] = converter.structure(raw, SystemConfiguration)
+        return system
 
     def _body(self, raw: bytes) -> bytes:
         return gzip.compress(raw, compresslevel=6) if self._gzip else raw

@@ -55,19 +55,18 @@ class DurationAccounts:
         logs: Iterable[FrontendLog],
         server: ServerAddress | None,
         *,
+        system: SystemConfiguration | None,
         exported: int,
         rejected: int,
     ) -> None:
         """Count one answered logs request and the durations its logs carry."""
+        self._system = self._system or system
         self._logs["exported"] += exported
         if rejected:
             self._logs["partial_rejected"] += rejected
         for frontend in logs:
             log = frontend.entry.sql_driver_log if frontend.entry else None
-            if log is None:
-                continue
-            self._system = self._system or log.system_configuration
-            if log.operation_latency_ms is None:
+            if log is None or log.operation_latency_ms is None:
                 continue
             attributes = self._attributes(log, server)
             totals = self._histogram.get(attributes)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import functools
 import importlib.metadata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -19,6 +19,7 @@ from messages.records import FrontendLog, SqlDriverLog, SystemConfiguration
 __all__ = [
     "OtlpResource",
     "ServerAddress",
+    "batch_system",
     "log_kind",
     "log_record",
     "logs_request",
@@ -120,17 +121,26 @@ def operation_name(log: SqlDriverLog) -> str | None:
     return None
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _flat(prefix: str, record: Any) -> list[tuple[str, object]]:
     """Every set field of a record as `prefix.field`, nested records flattened."""
+    cls = type(record)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:  # the server address (`host_info`) is never exported
+        names = _FIELD_NAMES[cls] = tuple(
+            f.name for f in attrs.fields(cls) if f.name != "host_info"
+        )
     pairs: list[tuple[str, object]] = []
-    for field in attrs.fields(type(record)):
-        value = getattr(record, field.name)
-        if value is None or field.name == "host_info":
+    for name in names:
+        value = getattr(record, name)
+        if value is None:
             continue
-        if attrs.has(type(value)):
-            pairs += _flat(f"{prefix}.{field.name}", value)
+        if hasattr(type(value), "__attrs_attrs__"):
+            pairs += _flat(f"{prefix}.{name}", value)
         else:
-            pairs.append((f"{prefix}.{field.name}", value))
+            pairs.append((f"{prefix}.{name}", value))
     return pairs
 
 
@@ -187,28 +197,38 @@ def log_record(
     }
 
 
+def batch_system(systems: Iterable[SystemConfiguration | None]) -> SystemConfiguration | None:
+    """A batch is one connection's: a log without a system configuration (a close) is its too."""
+    return next((s for s in systems if s is not None), None)
+
+
 def _system_of(frontend: FrontendLog) -> SystemConfiguration | None:
     log = frontend.entry.sql_driver_log if frontend.entry else None
     return log.system_configuration if log else None
 
 
 def logs_request(
-    logs: Iterable[FrontendLog],
+    logs: Sequence[FrontendLog],
     *,
     resource: OtlpResource,
     server: ServerAddress | None,
     observed_ns: int,
+    systems: Sequence[SystemConfiguration | None] | None = None,
 ) -> Message:
-    """An `ExportLogsServiceRequest`: one ResourceLogs per system configuration, scope = driver."""
-    logs = list(logs)
-    # A batch is one connection's: a log without a system configuration (a close) is its too.
-    known = next((s for s in map(_system_of, logs) if s is not None), None)
+    """An `ExportLogsServiceRequest`: one ResourceLogs per system configuration, scope = driver.
+
+    `systems`, if given, are the logs' system configurations (decoded once per batch rather
+    than once per log); by default each log's own.
+    """
+    if systems is None:
+        systems = [_system_of(frontend) for frontend in logs]
+    known = batch_system(systems)
     groups: dict[SystemConfiguration | None, list[Message]] = {}
-    for frontend in logs:
+    for frontend, system in zip(logs, systems, strict=True):
         record = log_record(
             frontend, server=server, observed_ns=observed_ns, db_system=resource.db_system
         )
-        groups.setdefault(_system_of(frontend) or known, []).append(record)
+        groups.setdefault(system or known, []).append(record)
     return {"resource_logs": [_resource_logs(s, r, resource) for s, r in groups.items()]}
 
 
