@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -305,3 +306,18 @@ def test_a_hanging_collector_at_exit_costs_at_most_the_shutdown_timeout(
     assert_balanced(entry["accounting"], told)
     assert entry["accounting"]["exported"] == 0
     assert "shutdown_timeout" in entry["accounting"]["dropped"], entry["accounting"]
+
+
+def test_nothing_of_ours_logs_above_debug_with_a_misbehaving_collector(
+    receiver: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    answers = iter([(503, {}, b""), (200, {}, b"\xff\xfe not protobuf"), (400, {}, b"")])
+    receiver.answer = lambda request: next(answers, (200, {}, b""))
+    caplog.set_level(logging.DEBUG)
+
+    told, accounting = run(otlp_settings(receiver, batch_size=2), sessions=1)
+
+    assert_balanced(accounting, told)
+    ours = [r for r in caplog.records if r.name.split(".")[0] in ("actors", "messages")]
+    assert ours  # the faults were noticed, at DEBUG
+    assert {r.levelno for r in ours} == {logging.DEBUG}
