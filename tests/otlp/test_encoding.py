@@ -384,3 +384,110 @@ def test_truncated_protobuf_is_refused() -> None:
         assert "truncated" in str(exc)
     else:
         raise AssertionError("a truncated field was accepted")
+
+
+def example_metrics_tree() -> dict[str, Any]:
+    """examples/metrics.json's counter and histogram (its gauge and scope attributes are
+    parts of OTLP this library never writes, so its schema leaves them out)."""
+    at = 1544712660300000000
+    counter = {
+        "name": "my.counter",
+        "unit": "1",
+        "description": "I`m a Counter",
+        "sum": {
+            "aggregation_temporality": 1,
+            "is_monotonic": True,
+            "data_points": [
+                {
+                    "as_double": 5.0,
+                    "start_time_unix_nano": at,
+                    "time_unix_nano": at,
+                    "attributes": [("my.counter.attr", "some value")],
+                }
+            ],
+        },
+    }
+    histogram = {
+        "name": "my.histogram",
+        "unit": "1",
+        "description": "I`m a Histogram",
+        "histogram": {
+            "aggregation_temporality": 1,
+            "data_points": [
+                {
+                    "start_time_unix_nano": at,
+                    "time_unix_nano": at,
+                    "count": 3,
+                    "sum": 3.0,
+                    "bucket_counts": [1, 1, 1],
+                    "explicit_bounds": [1.0],
+                    "min": 1.0,
+                    "max": 1.0,
+                    "attributes": [("my.histogram.attr", "some value")],
+                }
+            ],
+        },
+    }
+    return {
+        "resource_metrics": [
+            {
+                "resource": {"attributes": [("service.name", "my.service")]},
+                "scope_metrics": [
+                    {
+                        "scope": {"name": "my.library", "version": "1.0.0"},
+                        "metrics": [counter, histogram],
+                    }
+                ],
+            }
+        ]
+    }
+
+
+def official_example_metrics() -> metrics_service_pb2.ExportMetricsServiceRequest:
+    at = 1544712660300000000
+    request = metrics_service_pb2.ExportMetricsServiceRequest()
+    resource_metrics = request.resource_metrics.add()
+    resource_metrics.resource.attributes.add(
+        key="service.name", value=common_pb2.AnyValue(string_value="my.service")
+    )
+    scope_metrics = resource_metrics.scope_metrics.add()
+    scope_metrics.scope.name, scope_metrics.scope.version = "my.library", "1.0.0"
+    counter = scope_metrics.metrics.add(name="my.counter", unit="1", description="I`m a Counter")
+    counter.sum.aggregation_temporality = 1
+    counter.sum.is_monotonic = True
+    point = counter.sum.data_points.add(as_double=5, start_time_unix_nano=at, time_unix_nano=at)
+    point.attributes.add(
+        key="my.counter.attr", value=common_pb2.AnyValue(string_value="some value")
+    )
+    histogram = scope_metrics.metrics.add(
+        name="my.histogram", unit="1", description="I`m a Histogram"
+    )
+    histogram.histogram.aggregation_temporality = 1
+    hp = histogram.histogram.data_points.add(
+        start_time_unix_nano=at,
+        time_unix_nano=at,
+        count=3,
+        sum=3,
+        bucket_counts=[1, 1, 1],
+        explicit_bounds=[1],
+        min=1,
+        max=1,
+    )
+    hp.attributes.add(key="my.histogram.attr", value=common_pb2.AnyValue(string_value="some value"))
+    return request
+
+
+def test_the_metrics_example_encodes_to_what_the_official_classes_build() -> None:
+    expected = official_example_metrics()
+    tree = example_metrics_tree()
+
+    from_protobuf = metrics_service_pb2.ExportMetricsServiceRequest.FromString(
+        encode(tree, METRICS_REQUEST, "http/protobuf")
+    )
+    from_json = parse_otlp_json(
+        encode(tree, METRICS_REQUEST, "http/json"),
+        metrics_service_pb2.ExportMetricsServiceRequest(),
+    )
+
+    assert from_protobuf == expected
+    assert from_json == expected
