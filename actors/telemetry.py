@@ -26,6 +26,8 @@ from actors._export.http import (
     Urllib3Transport,
     new_pool_manager,
 )
+from actors._export.mirror import MirrorTransport
+from actors._export.otlp import OtlpTransport, otlp_http
 from actors._runtime import operations
 from actors._runtime.hosts import HostAddress, normalise_host
 from actors._runtime.lane import EventLane
@@ -259,7 +261,17 @@ def _open(
 def _transport(settings: TelemetrySettings, session: SessionLike | None) -> Transport:
     if settings.sink == "file" and settings.file_path:
         return FileTransport(settings.file_path)
+    if settings.sink == "otlp":
+        return _collector(settings)
     connect_s, read_s = settings.connect_timeout_s, settings.read_timeout_s
+    service: Transport
     if session is not None:
-        return SessionTransport(session, connect_timeout_s=connect_s, read_timeout_s=read_s)
-    return Urllib3Transport(_pool(), connect_timeout_s=connect_s, read_timeout_s=read_s)
+        service = SessionTransport(session, connect_timeout_s=connect_s, read_timeout_s=read_s)
+    else:
+        service = Urllib3Transport(_pool(), connect_timeout_s=connect_s, read_timeout_s=read_s)
+    return MirrorTransport(service, _collector(settings)) if settings.sink == "both" else service
+
+
+def _collector(settings: TelemetrySettings) -> OtlpTransport:
+    """The OTLP sink on the shared pool; never the driver's session (no driver auth goes there)."""
+    return OtlpTransport(settings, inner=otlp_http(_pool(), settings))

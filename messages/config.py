@@ -12,6 +12,16 @@ from typing import Any
 import attrs
 
 from messages.mask import ERROR_TEXT_MODES
+from messages.otlp.options import (
+    COMPRESSIONS,
+    PROTOCOLS,
+    check_choice,
+    check_list,
+    check_non_empty,
+    check_url,
+    parse_headers,
+    parse_resource_attributes,
+)
 
 __all__ = [
     "KILL_SWITCH_ENV",
@@ -29,7 +39,7 @@ KILL_SWITCH_ENV = "DATABRICKS_TELEMETRY_DISABLED"
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 _DECIMAL = re.compile(r"[+-]?[0-9]+")
-_SINKS = ("http", "file")
+_SINKS = ("http", "file", "otlp", "both")
 _ERROR_TEXTS = ERROR_TEXT_MODES
 _INT_MAX = 2**31 - 1  # every int setting fits a 32-bit int, so *_s/*_ms maths cannot overflow
 
@@ -137,20 +147,34 @@ _OPTIONAL_STR: _Rule = (_parse_optional_str, _optional_str)
 _ERROR_TEXT: _Rule = (_parse_word, _is_error_text)
 
 
+_OTLP_URL: _Rule = (_parse_optional_str, check_url(required=False))
+_OTLP_BASE_URL: _Rule = (_parse_optional_str, check_url(required=True))
+_OTLP_PROTOCOL: _Rule = (_parse_word, check_choice(PROTOCOLS))
+_OTLP_COMPRESSION: _Rule = (_parse_word, check_choice(COMPRESSIONS))
+_OTLP_HEADERS: _Rule = (_parse_optional_str, check_list(parse_headers))
+_OTLP_RESOURCE: _Rule = (_parse_optional_str, check_list(parse_resource_attributes))
+_OTLP_NAME: _Rule = (_parse_optional_str, check_non_empty)
+
+
 def _ints(low: int, high: int = _INT_MAX) -> _Rule:
     return (_parse_int, _int_in(low, high))
 
 
-def _setting(key: str, default: object, rule: _Rule, description: str) -> Any:
-    """Declare one setting: property key, default, rule and one-line meaning."""
+def _setting(
+    key: str, default: object, rule: _Rule, description: str, otel: str | None = None
+) -> Any:
+    """Declare one setting: property key, default, rule, meaning, and its OTEL_* variable."""
     parse, check = rule
 
     def validate(_instance: object, _attribute: object, value: object) -> None:
         check(key, value)
 
     converter = _to_float if rule is _POSITIVE_FLOAT else None
-    meta = {"key": key, "parse": parse, "check": check, "description": description}
-    return attrs.field(default=default, validator=validate, converter=converter, metadata=meta)
+    meta = {"key": key, "parse": parse, "check": check, "description": description, "otel": otel}
+    secret = rule is _OTLP_HEADERS  # header values are credentials: kept out of repr()
+    return attrs.field(
+        default=default, validator=validate, converter=converter, metadata=meta, repr=not secret
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -233,9 +257,80 @@ class TelemetrySettings:
         _ERROR_TEXT,
         "Error text sent: `masked` message, or `class_only` (class and code); never raw",
     )
-    sink: str = _setting("telemetry.sink", "http", _SINK, "Where logs go: `http` or `file`")
+    sink: str = _setting(
+        "telemetry.sink", "http", _SINK, "Where logs go: `http`, `file`, `otlp` or `both`"
+    )
     file_path: str | None = _setting(
         "telemetry.file_path", None, _OPTIONAL_STR, "JSON-lines file; required for sink `file`"
+    )
+    otlp_endpoint: str = _setting(
+        "telemetry.otlp.endpoint",
+        "http://localhost:4318",
+        _OTLP_BASE_URL,
+        "OTLP/HTTP base URL; `/v1/logs`, `/v1/metrics` appended",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    )
+    otlp_logs_endpoint: str | None = _setting(
+        "telemetry.otlp.logs_endpoint",
+        None,
+        _OTLP_URL,
+        "OTLP logs URL, used as given",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    )
+    otlp_metrics_endpoint: str | None = _setting(
+        "telemetry.otlp.metrics_endpoint",
+        None,
+        _OTLP_URL,
+        "OTLP metrics URL, used as given",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    )
+    otlp_protocol: str = _setting(
+        "telemetry.otlp.protocol",
+        "http/protobuf",
+        _OTLP_PROTOCOL,
+        "`http/protobuf` or `http/json`",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    )
+    otlp_headers: str | None = _setting(
+        "telemetry.otlp.headers",
+        None,
+        _OTLP_HEADERS,
+        "Extra OTLP request headers, `k=v,k2=v2`",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    )
+    otlp_timeout_ms: int = _setting(
+        "telemetry.otlp.timeout_ms",
+        10000,
+        _ints(1),
+        "OTLP request timeout",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    )
+    otlp_compression: str = _setting(
+        "telemetry.otlp.compression",
+        "none",
+        _OTLP_COMPRESSION,
+        "`none` or `gzip`",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+    )
+    otlp_resource_attributes: str | None = _setting(
+        "telemetry.otlp.resource_attributes",
+        None,
+        _OTLP_RESOURCE,
+        "Extra resource attributes, `k=v,k2=v2`",
+        "OTEL_RESOURCE_ATTRIBUTES",
+    )
+    otlp_service_name: str | None = _setting(
+        "telemetry.otlp.service_name",
+        None,
+        _OPTIONAL_STR,
+        "Resource `service.name`",
+        "OTEL_SERVICE_NAME",
+    )
+    otlp_db_system: str = _setting(
+        "telemetry.otlp.db_system",
+        "databricks",
+        _OTLP_NAME,
+        "`db.system.name` on logs and metrics",
     )
 
     def __attrs_post_init__(self) -> None:
@@ -251,6 +346,11 @@ class TelemetrySettings:
     def shutdown_timeout_s(self) -> float:
         """Bound on the final flush in seconds."""
         return self.shutdown_timeout_ms / 1000
+
+    @property
+    def otlp_timeout_s(self) -> float:
+        """OTLP request timeout in seconds."""
+        return self.otlp_timeout_ms / 1000
 
     @property
     def connect_timeout_s(self) -> float:
@@ -300,7 +400,9 @@ def _resolve(
 ) -> Any:
     """Return the first valid value among property, environment variable and default."""
     key: str = field.metadata["key"]
-    sources = (("property", key, props), ("environment", env_var_name(key), env))
+    sources = [("property", key, props), ("environment", env_var_name(key), env)]
+    if field.metadata["otel"]:  # the OpenTelemetry variable, below our own
+        sources.append(("environment", field.metadata["otel"], env))
     for source, name, mapping in sources:
         if name not in mapping:
             continue
@@ -323,6 +425,7 @@ class SettingSpec:
     field: str
     default: object
     description: str
+    otel_env: str | None = None
 
     @property
     def env_var(self) -> str:
@@ -336,6 +439,7 @@ SETTINGS_TABLE: tuple[SettingSpec, ...] = tuple(
         field=field.name,
         default=field.default,
         description=field.metadata["description"],
+        otel_env=field.metadata["otel"],
     )
     for field in attrs.fields(TelemetrySettings)
 )
@@ -352,7 +456,8 @@ def settings_table_markdown() -> str:
     """Render SETTINGS_TABLE as a Markdown table (key | env var | default | meaning)."""
     rows = ["| key | env var | default | meaning |", "|---|---|---|---|"]
     rows += [
-        f"| `{s.key}` | `{s.env_var}` | {_markdown_default(s.default)} | {s.description} |"
+        f"| `{s.key}` | `{s.env_var}`{f', then `{s.otel_env}`' if s.otel_env else ''} "
+        f"| {_markdown_default(s.default)} | {s.description} |"
         for s in SETTINGS_TABLE
     ]
     return "\n".join(rows) + "\n"

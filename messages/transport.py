@@ -23,6 +23,9 @@ class HttpOutcome:
     body: bytes = b""
     retry_after_s: float | None = None
     error: str | None = None
+    # The transport's own verdict on trying again, where its protocol decides that (OTLP);
+    # None leaves it to the status, by the Databricks rules.
+    retryable: bool | None = None
 
     @property
     def ok(self) -> bool:

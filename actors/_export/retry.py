@@ -41,6 +41,8 @@ def error_kind(outcome: HttpOutcome) -> ErrorKind | None:
     """
     if outcome.ok:
         return None
+    if outcome.retryable is not None:
+        return ErrorKind.RETRYABLE if outcome.retryable else ErrorKind.TERMINAL
     if outcome.status is None:
         return ErrorKind.RETRYABLE
     if 400 <= outcome.status < 600:

@@ -20,6 +20,7 @@ import actors
 from actors.dbapi import instrument
 from actors.tools.local_endpoint import Fault, LocalEndpoint, LogStore
 from actors.tools.local_endpoint.cli import DEFAULT_DB, on_sigterm
+from actors.tools.otlp_receiver import OtlpDemo
 
 __all__ = ["add_demo_arguments", "run_demo"]
 
@@ -55,6 +56,12 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--page-port", type=int, default=0, help="port of the first endpoint, which serves the page"
+    )
+    parser.add_argument(
+        "--sink",
+        default="http",
+        choices=("http", "otlp"),
+        help="`otlp`: to a local collector if one is installed, else a loopback OTLP receiver",
     )
 
 
@@ -115,6 +122,7 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
         "telemetry.circuit_breaker.open_s": "1",
         "telemetry.http.read_timeout_ms": "1000",
     }
+    otlp = OtlpDemo.start(properties) if args.sink == "otlp" else None
     modules = [
         instrument(
             sqlite3,
@@ -158,6 +166,8 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     state = actors.dump_state()
     report = _report(endpoints, state, counters, clean, exit_s, args)
     report["page"] = page_url
+    if otlp is not None:
+        report = otlp.finish(report)
     if args.json:
         out.write(json.dumps(report, indent=2, default=str) + "\n")
     else:
@@ -291,6 +301,11 @@ def _print_report(report: dict[str, Any], out: TextIO) -> None:
             f" (generation {final.get('generation')}):\n"
         )
         out.write("    " + json.dumps(final, indent=2).replace("\n", "\n    ") + "\n")
+    if "otlp" in report:
+        o = report["otlp"]
+        match = "matches" if o["received_matches_accounting"] else "DOES NOT MATCH"
+        out.write(f"\nOTLP via {o['via']}: {o['log_records_received']} log records received,")
+        out.write(f" {match} exported logs ({o['exported_logs']}); requests {_kv(o['requests'])}\n")
     if report["store"] != ":memory:":
         out.write(f"\nthe endpoints stored the logs in {report['store']}: see them with `show`\n")
     out.write(

@@ -37,6 +37,15 @@ def alternative_value(spec: SettingSpec) -> tuple[str, object]:
         "sink": (" FILE ", "file"),
         "file_path": (" spool/telemetry.jsonl ", "spool/telemetry.jsonl"),
         "error_text": (" Class_Only ", "class_only"),
+        "otlp_endpoint": (" https://otel.example:4318 ", "https://otel.example:4318"),
+        "otlp_logs_endpoint": ("http://127.0.0.1:1/logs", "http://127.0.0.1:1/logs"),
+        "otlp_metrics_endpoint": ("http://127.0.0.1:1/m", "http://127.0.0.1:1/m"),
+        "otlp_protocol": (" HTTP/JSON ", "http/json"),
+        "otlp_headers": ("api-key=abc%3D", "api-key=abc%3D"),
+        "otlp_compression": ("GZIP", "gzip"),
+        "otlp_resource_attributes": ("team=db", "team=db"),
+        "otlp_service_name": (" billing ", "billing"),
+        "otlp_db_system": ("postgresql", "postgresql"),
     }
     assert spec.field in by_field, f"add an alternative value for new setting {spec.key}"
     return by_field[spec.field]
@@ -51,7 +60,20 @@ def invalid_explicit_value(spec: SettingSpec) -> Any:
         return -1
     if isinstance(default, float):
         return float("nan")
-    by_field: dict[str, Any] = {"sink": "smtp", "file_path": 42, "error_text": "raw"}
+    by_field: dict[str, Any] = {
+        "sink": "smtp",
+        "file_path": 42,
+        "error_text": "raw",
+        "otlp_endpoint": "ftp://collector",
+        "otlp_logs_endpoint": "collector:4318",
+        "otlp_metrics_endpoint": 7,
+        "otlp_protocol": "grpc",
+        "otlp_headers": "no-equals-sign",
+        "otlp_compression": "zstd",
+        "otlp_resource_attributes": "=x",
+        "otlp_service_name": 3,
+        "otlp_db_system": " ",
+    }
     assert spec.field in by_field, f"add an invalid value for new setting {spec.key}"
     return by_field[spec.field]
 
