@@ -86,6 +86,15 @@ class InstrumentedCursor(ResultSets, Passthrough):
         setattr_(self, "_tm_kind", None)
         connection._session.add(self)
 
+    def _tm_server_side(self) -> bool:
+        """A named cursor (psycopg2 ``cursor(name)``, psycopg 3 ``ServerCursor``) keeps its rows
+        on the server until fetched, though ``description`` may not be known yet."""
+        try:
+            name = self._raw.name
+        except Exception:
+            return False
+        return isinstance(name, str) and bool(name)
+
     @property
     def telemetry_statement_id(self) -> str | None:
         """The statement id of the latest statement told to telemetry, if any."""

@@ -27,7 +27,7 @@ from messages.events import (
 )
 
 from .checks import people
-from .conftest import DRIVERS, Pair, Recording
+from .conftest import DRIVERS, OpenConnections, Pair, Recording
 
 PairOf = Callable[[str], Pair]
 BIG = 2500
@@ -416,10 +416,14 @@ def test_each_result_set_nextset_moves_to_is_its_own_log(pair_of: PairOf) -> Non
     ]
 
 
+@pytest.mark.parametrize("wrapped", ["instrumented", "wrapped_once_open"])
 @pytest.mark.parametrize("name", ["psycopg", "psycopg2"])
-def test_a_named_cursors_fetches_are_chunks_when_they_happen(pair_of: PairOf, name: str) -> None:
+def test_a_named_cursors_fetches_are_chunks_when_they_happen(
+    pair_of: PairOf, name: str, wrapped: str
+) -> None:
     pair = pair_of(name)
-    conn = people(pair.db, pair.wrapped, count=BIG)
+    db = pair.db if wrapped == "instrumented" else OpenConnections(pair.module)
+    conn = people(db, pair.wrapped, count=BIG)
     recording = last_recording(pair)
     before = len(statements(recording))
     try:
