@@ -546,3 +546,22 @@ def test_a_failing_statement_raises_the_very_object_the_driver_raised(
     finally:
         conn.close()
     assert len(last_recording(pair).of(ErrorOccurred)) == 3
+
+
+@pytest.mark.parametrize("factory", [42, "not a class", lambda *args: None])
+def test_a_cursor_factory_that_is_not_a_class_is_refused_by_the_driver_as_without_us(
+    pair_of: PairOf, factory: Any
+) -> None:
+    pair = pair_of("psycopg2")
+    answers = []
+    for db, env in ((pair.module, pair.raw), (pair.db, pair.wrapped)):
+        conn = env.connect(db)
+        try:
+            conn.cursor(cursor_factory=factory)
+        except Exception as exc:
+            answers.append((type(exc), str(exc)))
+        else:
+            answers.append(None)
+        finally:
+            conn.close()
+    assert answers[0] == answers[1]
