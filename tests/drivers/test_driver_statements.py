@@ -102,9 +102,21 @@ def test_pyodbc_catalog_functions_are_metadata_logs_with_list_operation_types(
         cur.primaryKeys("people").fetchall()
         cur.getTypeInfo().fetchall()
         cur.statistics("people").fetchall()
+        cur.execute("CREATE TABLE pets (id INTEGER PRIMARY KEY, owner INTEGER REFERENCES people)")
+        for arguments in ({"table": "people"}, {"foreignTable": "pets"}):
+            cur.foreignKeys(**arguments).fetchall()
+        cur.foreignKeys("people", None, None, "pets").fetchall()
     finally:
         conn.close()
     told = [(s["type"], s["op"], len(s["chunks"])) for s in statements(recording)[before:]]
+    keys = told[6:]
+    assert [op for _, op, _ in keys] == [
+        OperationType.EXECUTE_STATEMENT,
+        OperationType.LIST_EXPORTED_KEYS,
+        OperationType.LIST_IMPORTED_KEYS,
+        OperationType.LIST_CROSS_REFERENCES,
+    ]
+    told = told[:6]
     meta = StatementType.METADATA
     assert told == [
         (StatementType.QUERY, OperationType.EXECUTE_STATEMENT, 1),
