@@ -118,6 +118,7 @@ class InstrumentedCursor(ResultSets, Passthrough):
     copy = _Told(how="copy")  # psycopg 3
     stream = _Told(how="stream")
     nextset = _Told(how="nextset")
+    fetchval = _Told(how="fetchval")  # pyodbc: the first column of the next row
     for _name, _op in CATALOG_OPERATIONS.items():
         locals()[_name] = _Told((_META, _op))
     del _name, _op
@@ -141,6 +142,21 @@ class InstrumentedCursor(ResultSets, Passthrough):
 
     def _call_nextset(self, method: Callable[..., Any], told: _Told) -> Any:
         return self._tm_nextset(method)
+
+    def _call_fetchval(self, method: Callable[..., Any], told: _Told) -> Any:
+        """A value is a row taken (None may be a NULL or no row: not counted, not an end)."""
+        st = self._tm_st
+        if st is None:
+            return method()
+        started = _perf()
+        try:
+            value = method()
+        except Exception as exc:
+            self._tm_abort(st, exc)
+            raise
+        if value is not None:
+            self._tm_one_row(st, (value,), _perf() - started)
+        return value
 
     # --- fetching ---------------------------------------------------------------------------
 

@@ -205,3 +205,21 @@ def test_statement_types_come_from_bytes_and_composed_queries(pair_of: PairOf, n
         StatementType.QUERY,
         StatementType.UPDATE,
     ]
+
+
+def test_pyodbc_fetchval_counts_a_row_when_it_returns_a_value(pair_of: PairOf) -> None:
+    pair = pair_of("pyodbc")
+    conn = people(pair.db, pair.wrapped)
+    recording = last_recording(pair)
+    before = len(statements(recording))
+    try:
+        assert conn.execute("SELECT count(*) FROM people").fetchval() == 10
+        assert conn.execute("SELECT name FROM people WHERE id = -1").fetchval() is None
+        assert not hasattr(conn.cursor(), "no_such_method")
+    finally:
+        conn.close()
+    told = [(s["type"], s["chunks"], s["end"]) for s in statements(recording)[before:]]
+    assert told == [
+        (StatementType.QUERY, [0], ("completed", None)),
+        (StatementType.QUERY, [], ("completed", None)),
+    ]
