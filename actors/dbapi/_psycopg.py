@@ -47,6 +47,8 @@ def _subclass(cls: type, mixin: type, module: str, driver_base: str) -> type:
     ``DictConnection``) keep their methods first: theirs, then ours, then the driver's, so
     their overrides (a default cursor factory, rows as dicts) work as without us.
     """
+    if not isinstance(cls, type):  # not a class: the driver takes or refuses it as it is
+        return cls
     return _told_class(cls, mixin, getattr(sys.modules[module], driver_base))
 
 

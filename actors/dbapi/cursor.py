@@ -86,6 +86,15 @@ class InstrumentedCursor(ResultSets, Passthrough):
         setattr_(self, "_tm_kind", None)
         connection._session.add(self)
 
+    def _tm_server_side(self) -> bool:
+        """A named cursor (psycopg2 ``cursor(name)``, psycopg 3 ``ServerCursor``) keeps its rows
+        on the server until fetched, though ``description`` may not be known yet."""
+        try:
+            name = self._raw.name
+        except Exception:
+            return False
+        return isinstance(name, str) and bool(name)
+
     @property
     def telemetry_statement_id(self) -> str | None:
         """The statement id of the latest statement told to telemetry, if any."""
@@ -109,6 +118,7 @@ class InstrumentedCursor(ResultSets, Passthrough):
     copy = _Told(how="copy")  # psycopg 3
     stream = _Told(how="stream")
     nextset = _Told(how="nextset")
+    fetchval = _Told(how="fetchval")  # pyodbc: the first column of the next row
     for _name, _op in CATALOG_OPERATIONS.items():
         locals()[_name] = _Told((_META, _op))
     del _name, _op
@@ -132,6 +142,21 @@ class InstrumentedCursor(ResultSets, Passthrough):
 
     def _call_nextset(self, method: Callable[..., Any], told: _Told) -> Any:
         return self._tm_nextset(method)
+
+    def _call_fetchval(self, method: Callable[..., Any], told: _Told) -> Any:
+        """A value is a row taken (None may be a NULL or no row: not counted, not an end)."""
+        st = self._tm_st
+        if st is None:
+            return method()
+        started = _perf()
+        try:
+            value = method()
+        except Exception as exc:
+            self._tm_abort(st, exc)
+            raise
+        if value is not None:
+            self._tm_one_row(st, (value,), _perf() - started)
+        return value
 
     # --- fetching ---------------------------------------------------------------------------
 

@@ -21,6 +21,12 @@ from servers import PostgresInfo, require_module, sqlite_odbc_connection_string
 
 import actors.dbapi._session as dbapi_session
 from actors.dbapi import instrument, instrument_connection
+from messages.events import (
+    ChunkDownloaded,
+    ErrorOccurred,
+    StatementCompleted,
+    StatementStarted,
+)
 
 DRIVERS = ("sqlite3", "pyodbc", "psycopg", "psycopg2")
 DISTRIBUTIONS = {
@@ -33,8 +39,10 @@ DISTRIBUTIONS = {
 FEATURES: dict[str, frozenset[str]] = {
     "sqlite3": frozenset({"shortcuts", "share_connection", "executescript"}),
     "pyodbc": frozenset({"shortcuts", "catalog"}),
-    "psycopg": frozenset({"shortcuts", "share_connection", "named", "copy", "stream", "multi"}),
-    "psycopg2": frozenset({"share_connection", "named", "copy", "callproc", "factories"}),
+    "psycopg": frozenset(
+        {"shortcuts", "share_connection", "named", "copy", "stream", "multi", "composed"}
+    ),
+    "psycopg2": frozenset({"share_connection", "named", "copy", "callproc", "composed"}),
 }
 
 
@@ -211,3 +219,32 @@ def pair_of(
 ) -> Callable[[str], Pair]:
     """`pair_of(name)`: a given driver's pair, for tests of one driver's own behaviour."""
     return lambda name: make_pair(name, tmp_path, request, recordings)
+
+
+PairOf = Callable[[str], Pair]
+BIG = 2500
+
+
+def statements(recording: Recording) -> list[dict[str, Any]]:
+    """Each statement told, in order: its kinds, chunk indices and how it ended."""
+    found: dict[str, dict[str, Any]] = {}
+    for event in recording.events:
+        match event:
+            case StatementStarted(statement_id=sid):
+                found[sid] = {
+                    "type": event.statement_type,
+                    "op": event.operation_type,
+                    "chunks": [],
+                    "end": None,
+                }
+            case ChunkDownloaded(statement_id=sid):
+                found[sid]["chunks"].append(event.chunk_index)
+            case StatementCompleted(statement_id=sid):
+                found[sid]["end"] = ("completed", event.total_chunks_present)
+            case ErrorOccurred(statement_id=sid) if sid in found:
+                found[sid]["end"] = ("error", event.error_name)
+    return list(found.values())
+
+
+def last_recording(pair: Pair) -> Recording:
+    return pair.recordings[-1]

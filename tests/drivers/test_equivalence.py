@@ -17,7 +17,8 @@ from messages.events import (
     StatementStarted,
 )
 
-from .checks import CHECKS, MARKER, Check
+from .checks import MARKER, STANDARD_CHECKS, Check
+from .checks_beyond import BEYOND_CHECKS
 from .conftest import DRIVERS, FEATURES, Env, OpenConnections, Pair, Recording
 
 
@@ -81,6 +82,7 @@ def assert_told_consistently(recordings: list[Recording]) -> None:
             assert indices == list(range(len(indices)))
 
 
+CHECKS = STANDARD_CHECKS + BEYOND_CHECKS
 # Every check on every driver that has what it needs (what no driver of the matrix lacks runs on
 # all four, absent methods included).
 CASES = [
