@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from actors._export.http import Transport
 from actors._runtime.base import GuardedActor
+from actors._runtime.contain import call_user
 from actors._runtime.timer import Timer
 from messages.commands import (
     ConnectionContext,
@@ -132,9 +134,12 @@ class FeatureFlagActor(GuardedActor):
         self._fetches += 1
         headers = {"Accept": "application/json", "User-Agent": self._context.user_agent}
         if self._context.auth is not None:
-            try:
-                headers.update(self._context.auth())
-            except Exception:
+            auth = call_user(self._context.auth)
+            if isinstance(auth, Mapping) and auth:
+                headers.update({str(k): str(v) for k, v in auth.items()})
+                if self._context.workspace_id is not None:  # as on the export POSTs
+                    headers["x-databricks-org-id"] = str(self._context.workspace_id)
+            else:
                 logger.debug("feature flags: auth provider failed")
         outcome = self._transport.request("GET", self._url, body=None, headers=headers)
         self._last_status = outcome.status or outcome.error

@@ -12,6 +12,7 @@ import atexit
 import itertools
 import logging
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +30,15 @@ from actors._runtime import operations
 from actors._runtime.base import LANE_WAKE, ExpressInbox
 from actors._runtime.hosts import HostAddress, normalise_host
 from actors._runtime.operations import dump_state, flush, shutdown
-from actors._runtime.process import ASK_TIMEOUT_S, ask, drop, state
+from actors._runtime.process import (
+    ASK_TIMEOUT_S,
+    ask,
+    drop,
+    guarded,
+    on_own_thread,
+    reentered,
+    state,
+)
 from actors.registry import RegistryActor
 from actors.supervisor import TreeConfig
 from messages.commands import (
@@ -50,16 +59,36 @@ _ORG_ID = re.compile(r"(?:[?&]o=|/o/)(\d{1,19})(?:[/&#]|$)")
 _connection_ids = itertools.count(1)
 
 
-def _registry() -> pykka.ActorRef[Any]:
-    with state.lock:
-        if state.registry is None or not state.registry.is_alive():
-            state.registry = RegistryActor.start()
-            if not state.exit_hook:
-                atexit.register(operations.at_exit)
-                state.exit_hook = True
-            if state.epoch:  # a forked child exits through multiprocessing, not atexit
-                _register_multiprocessing_exit()
-        return state.registry
+def _registry() -> pykka.ActorRef[Any] | None:
+    """The live registry, started on first use; None when this call must not start one.
+
+    No lock is held while the registry starts (pykka logs inside `start()`, and a logging or
+    signal handler may connect from there): a reentrant call gets None, and of two threads
+    racing to start it, the one that publishes second stops its own.
+    """
+    registry = state.registry
+    if registry is not None and registry.is_alive():
+        return registry
+    if reentered():
+        return None
+    with guarded():
+        candidate = RegistryActor.start()
+    with guarded(lock=True):
+        current = state.registry
+        won = current is None or current is registry
+        if won:
+            state.registry = candidate
+        hook = won and not state.exit_hook
+        if hook:
+            state.exit_hook = True
+    if not won:
+        candidate.stop(block=False)
+        return current
+    if hook:
+        atexit.register(operations.at_exit)
+    if state.epoch:  # a forked child exits through multiprocessing, not atexit
+        _register_multiprocessing_exit()
+    return candidate
 
 
 def _register_multiprocessing_exit() -> None:
@@ -69,10 +98,14 @@ def _register_multiprocessing_exit() -> None:
 
 
 def _pool() -> Any:
-    with state.lock:
-        if state.pool is None:
-            state.pool = new_pool_manager()
-        return state.pool
+    pool = state.pool
+    if pool is None:
+        candidate = new_pool_manager()
+        with guarded(lock=True):
+            if state.pool is None:
+                state.pool = candidate
+            pool = state.pool
+    return pool
 
 
 def workspace_id_of(http_path: str | None) -> int | None:
@@ -191,7 +224,15 @@ class Connection:
             _open(self, *self._args)
 
 
-def check_setup(host: str, driver: object, settings: object, auth: object) -> HostAddress:
+def check_setup(
+    host: str,
+    driver: object,
+    settings: object,
+    auth: object,
+    properties: object = None,
+    http_path: object = None,
+    session: object = None,
+) -> HostAddress:
     """The checks of `connect()`'s code-given input; raises `ValueError`, returns the host."""
     if not isinstance(driver, DriverInfo):
         raise ValueError(f"driver must be a DriverInfo, got {type(driver).__name__}")
@@ -199,6 +240,18 @@ def check_setup(host: str, driver: object, settings: object, auth: object) -> Ho
         raise ValueError(f"settings must be TelemetrySettings, got {type(settings).__name__}")
     if auth is not None and not callable(auth):
         raise ValueError("auth must be a callable returning headers, or None")
+    if properties is not None and not isinstance(properties, Mapping):
+        raise ValueError(
+            f"properties must be a mapping of connection properties (e.g. a dict) or None, "
+            f"got {type(properties).__name__}"
+        )
+    if http_path is not None and not isinstance(http_path, str):
+        raise ValueError(f"http_path must be a str or None, got {type(http_path).__name__}")
+    if session is not None and not callable(getattr(session, "request", None)):
+        raise ValueError(
+            f"session must be a requests.Session-like object with request(), "
+            f"got {type(session).__name__}"
+        )
     return normalise_host(host)
 
 
@@ -219,7 +272,7 @@ def connect(
     `auth` returns that connection's current auth headers, or is None for an unauthenticated
     connection. `session` is an optional ``requests.Session``-like transport to reuse.
     """
-    address = check_setup(host, driver, settings, auth)
+    address = check_setup(host, driver, settings, auth, properties, http_path, session)
     if settings is None:
         settings = TelemetrySettings.from_sources(properties)
     handle = Connection(address.key, (address, driver, auth, http_path, settings, session))
@@ -253,17 +306,39 @@ def _open(
             transport=_transport(settings, session),
             driver_version=driver.version,
         )
+        registry = None if _on_registry_thread() else _registry()
+        if registry is None:  # called back from inside our own start-up: do not wait
+            _refuse(handle, "reentrant connect")
+            return
         lease: HostLease = ask(
-            _registry(),
+            registry,
             Connect(host=address.key, context=context, tree_config=config),
             ASK_TIMEOUT_S,
         )
         state.shutdown_timeout_s = max(state.shutdown_timeout_s or 0.0, settings.shutdown_timeout_s)
         handle._bind(context, lease)
-    except Exception:
-        logger.debug(
-            "telemetry: connect to %s failed; telemetry off for it", address.key, exc_info=True
-        )
+    except Exception as exc:
+        # e.g. no new threads at interpreter shutdown (3.12.1, gh-113964), or a registry that
+        # did not answer in time
+        _refuse(handle, type(exc).__name__)
+
+
+def _on_registry_thread() -> bool:
+    return threading.current_thread().name.startswith("RegistryActor-")
+
+
+def _refuse(handle: Connection, why: str) -> None:
+    """No tree for this connection: its events are counted as dropped, not lost."""
+    if not (reentered() or on_own_thread()):  # a handler that connects per record: no loop
+        logger.debug("telemetry: no tree for %s (%s); its events are dropped", handle.host, why)
+    lane = ExpressInbox()
+    lane.closed = True
+    handle._lane = lane
+    handle._tell = _no_tell
+
+
+def _no_tell(message: object) -> None:
+    """The tell of a connection without a tree: never reached while its lane is closed."""
 
 
 def _transport(settings: TelemetrySettings, session: SessionLike | None) -> Transport:

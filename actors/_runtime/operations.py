@@ -1,6 +1,8 @@
 """Process-wide operations: `dump_state()`, `flush()`, `shutdown()` and the exit hook.
 
-Only the facade asks actors, always with a timeout; none of these raise.
+Only the facade asks actors, always with a timeout; none of these raise. Called back from our
+own threads or from inside our start-up (a logging, signal or auth handler), they do not wait:
+`flush()` and `shutdown()` return False and `dump_state()` reports no hosts.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ from typing import Any
 
 import pykka
 
-from actors._runtime.process import EXIT_MARGIN_S, ask, count_of, state
+from actors._runtime.process import (
+    EXIT_MARGIN_S,
+    ask,
+    count_of,
+    guarded,
+    on_own_thread,
+    reentered,
+    state,
+)
 from actors.supervisor import HostTree
 from messages.commands import DumpState, Flush, ListHosts, ShutdownAll
 from messages.config import TelemetrySettings
@@ -42,6 +52,12 @@ def _ask_all(refs: Mapping[str, pykka.ActorRef[Any]], deadline_s: float) -> dict
     return out
 
 
+def _cannot_wait() -> bool:
+    """From a handler called back inside our start-up or on our own threads (a logging handler,
+    an auth callable), waiting for our actors would be waiting for ourselves: answer at once."""
+    return reentered() or on_own_thread()
+
+
 def _tree_refs(tree: HostTree) -> dict[str, pykka.ActorRef[Any]]:
     return {
         "supervisor": tree.supervisor,
@@ -66,6 +82,8 @@ def _dump_state(timeout_s: float) -> dict[str, Any]:
     registry = state.registry
     if registry is None:
         return state.last_report or {"hosts": {}, "registry": None}
+    if _cannot_wait():
+        return {"hosts": {}, "registry": {"error": "called from telemetry's own thread"}}
     try:
         listing: dict[str, Any] = ask(registry, ListHosts(), timeout_s)
     except Exception as exc:
@@ -120,6 +138,8 @@ def flush(timeout_s: float = 5.0) -> bool:
     registry = state.registry
     if registry is None:
         return True
+    if _cannot_wait():
+        return False
     try:
         listing: dict[str, Any] = ask(registry, ListHosts(), timeout_s)
         futures = []
@@ -147,6 +167,8 @@ def shutdown(timeout_s: float | None = None) -> bool:
     registry = state.registry
     if registry is None:
         return True
+    if _cannot_wait():
+        return False
     clean = True
     try:
         drain_by = max(time.monotonic(), deadline_s - EXIT_MARGIN_S)
@@ -168,7 +190,7 @@ def shutdown(timeout_s: float | None = None) -> bool:
         registry.stop(block=False)
     except Exception:
         logger.debug("telemetry: registry stop failed", exc_info=True)
-    with state.lock:
+    with guarded(lock=True):
         if state.registry is registry:
             state.registry = None
     return clean

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pykka
 
 from messages.commands import FacadeDropped
 
-__all__ = ["ASK_TIMEOUT_S", "EXIT_MARGIN_S", "ProcessState", "ask", "count_of", "drop", "state"]
+__all__ = [
+    "ASK_TIMEOUT_S",
+    "EXIT_MARGIN_S",
+    "ProcessState",
+    "ask",
+    "count_of",
+    "drop",
+    "guarded",
+    "on_own_thread",
+    "reentered",
+    "state",
+]
 
 logger = logging.getLogger("actors")
 
@@ -24,7 +37,9 @@ class ProcessState:
     """Process-wide state of the facade; reset in a forked child."""
 
     def __init__(self) -> None:
-        # Guards the lazy start of the registry and pool, on the connect() path, never on tell().
+        # Guards only the publishing of the registry and pool handles (attribute reads and
+        # writes): nothing that can log, start actors or call user code runs while it is held,
+        # and it is taken only inside `guarded()`, so a reentrant call never waits for it.
         self.lock = threading.Lock()
         self.registry: pykka.ActorRef[Any] | None = None
         self.pool: Any = None
@@ -38,6 +53,55 @@ class ProcessState:
 
 
 state = ProcessState()
+
+
+class _Reentry(threading.local):
+    """Per thread: how deep this thread is inside our own start-up or publishing code."""
+
+    depth = 0
+
+
+_reentry = _Reentry()
+
+# pykka names an actor's thread "<ActorClass>-<n>"; the timer names its threads itself.
+_OWN_THREADS = (
+    "RegistryActor-",
+    "HostSupervisor-",
+    "FeatureFlagActor-",
+    "AggregatorActor-",
+    "ExporterActor-",
+    "telemetry-timer-",
+)
+
+
+def reentered() -> bool:
+    """True when this thread is already inside our start-up code (a logging or signal handler
+    called back into the facade from there): the caller must not wait, nor start anything."""
+    return _reentry.depth > 0
+
+
+def on_own_thread() -> bool:
+    """True on one of telemetry's own threads (a logging handler or an auth callable running
+    there): waiting for our actors from here would wait for ourselves."""
+    return threading.current_thread().name.startswith(_OWN_THREADS)
+
+
+@contextlib.contextmanager
+def guarded(lock: bool = False) -> Iterator[None]:
+    """Mark this thread as inside our code (and, with `lock`, hold `state.lock` meanwhile).
+
+    The mark is set before the lock is taken, so a signal handler that interrupts this thread
+    and calls back into the facade sees `reentered()` and never waits for a lock it holds.
+    """
+    _reentry.depth += 1
+    try:
+        if lock:
+            with state.lock:
+                yield
+        else:
+            yield
+    finally:
+        _reentry.depth -= 1
 
 
 def count_of(counter: itertools.count[int]) -> int:
