@@ -197,7 +197,7 @@ def encode_request(proto_logs: Iterable[str], upload_time_ms: int) -> bytes:
 def _loads_object(body: bytes | str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: valid JSON nested too deep
         raise ValueError(f"{what}: not JSON ({exc.__class__.__name__})") from None
     if not isinstance(value, dict):
         raise ValueError(f"{what}: expected a JSON object, got {type(value).__name__}")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 import urllib3
 
 from actors._export.backoff import parse_retry_after
 from actors._export.classify import ErrorKind, classify_status
+from actors._export.reply_body import read_capped
 
 _MIN_TIMEOUT_S = 0.05
 
@@ -167,11 +169,14 @@ class Urllib3Transport:
             )
             drained = False
             try:
-                data = response.read(self._max_body_bytes + 1)
-                drained = len(data) <= self._max_body_bytes
+                data, drained = read_capped(
+                    lambda n: response.read(n, decode_content=False),
+                    self._max_body_bytes,
+                    response.headers.get("Content-Encoding"),
+                )
                 return HttpOutcome(
                     status=response.status,
-                    body=data[: self._max_body_bytes],
+                    body=data,
                     retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
                 )
             finally:
@@ -181,6 +186,15 @@ class Urllib3Transport:
                 response.release_conn()
         except Exception as exc:
             return HttpOutcome(status=None, error=type(exc).__name__)
+
+
+def _accepts(function: object, name: str) -> bool:
+    """Whether `function` takes a keyword argument `name` (or any keyword)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 class SessionTransport:
@@ -197,6 +211,9 @@ class SessionTransport:
         """Reject explicitly invalid settings at once, before any request."""
         _validate_timeouts(connect_timeout_s, read_timeout_s, max_body_bytes)
         self._session = session
+        # A requests.Session streams when asked, so its body is read with the cap below; a
+        # session-like object whose request() takes no `stream` is called as before.
+        self._stream = _accepts(session.request, "stream")
         self._connect_timeout_s = float(connect_timeout_s)
         self._read_timeout_s = float(read_timeout_s)
         self._max_body_bytes = max_body_bytes
@@ -210,7 +227,10 @@ class SessionTransport:
         headers: Mapping[str, str],
         timeout_s: float | None = None,
     ) -> HttpOutcome:
-        """Send one request through the session without following redirects; never raises."""
+        """Send one request through the session without following redirects; never raises.
+
+        The session is user code: whatever it raises, `BaseException` included, is an outcome.
+        """
         try:
             response = self._session.request(
                 method,
@@ -222,11 +242,28 @@ class SessionTransport:
                     _effective(self._read_timeout_s, timeout_s),
                 ),
                 allow_redirects=False,
+                **({"stream": True} if self._stream else {}),
             )
-            return HttpOutcome(
-                status=int(response.status_code),
-                body=bytes(response.content or b"")[: self._max_body_bytes],
-                retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
-            )
-        except Exception as exc:
+            try:
+                return HttpOutcome(
+                    status=int(response.status_code),
+                    body=self._body(response),
+                    retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+                )
+            finally:
+                close = getattr(response, "close", None)
+                if callable(close):
+                    close()
+        except BaseException as exc:  # user code on our thread: contained (see _runtime.contain)
             return HttpOutcome(status=None, error=type(exc).__name__)
+
+    def _body(self, response: ResponseLike) -> bytes:
+        raw: Any = getattr(response, "raw", None)
+        if callable(getattr(raw, "read", None)):  # a requests.Response: its urllib3 response
+            data, _ = read_capped(
+                lambda n: bytes(raw.read(n, decode_content=False)),
+                self._max_body_bytes,
+                response.headers.get("Content-Encoding"),
+            )
+            return data
+        return bytes(response.content or b"")[: self._max_body_bytes]
