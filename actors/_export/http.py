@@ -117,11 +117,14 @@ def _effective(configured_s: float, timeout_s: float | None) -> float:
 def new_pool_manager(num_pools: int = 32, maxsize: int = 32) -> urllib3.PoolManager:
     """Create a pool manager of our own, verifying TLS against the default CA store.
 
-    `maxsize` bounds the idle sockets kept per host. It is generous because each of a host's
-    trees (a draining one and its successor can overlap) holds one socket at a time, and urllib3
-    logs a WARNING when it must discard a returned socket from a full pool.
+    `maxsize` bounds the sockets per host. Each of a host's trees (a draining one and its
+    successors can overlap) holds one socket at a time; the pool blocks (for at most the connect
+    timeout, see `Urllib3Transport`) rather than open more, because a non-blocking pool that
+    opens more logs a WARNING ("Connection pool is full") when it discards the extra sockets.
     """
-    return urllib3.PoolManager(num_pools=num_pools, maxsize=maxsize, cert_reqs="CERT_REQUIRED")
+    return urllib3.PoolManager(
+        num_pools=num_pools, maxsize=maxsize, block=True, cert_reqs="CERT_REQUIRED"
+    )
 
 
 class Urllib3Transport:
@@ -153,9 +156,9 @@ class Urllib3Transport:
     ) -> HttpOutcome:
         """Send one request, reading at most ``max_body_bytes`` of the answer; never raises."""
         try:
+            connect_s = _effective(self._connect_timeout_s, timeout_s)
             timeout = urllib3.Timeout(
-                connect=_effective(self._connect_timeout_s, timeout_s),
-                read=_effective(self._read_timeout_s, timeout_s),
+                connect=connect_s, read=_effective(self._read_timeout_s, timeout_s)
             )
             response = self._pool.request(
                 method,
@@ -165,6 +168,7 @@ class Urllib3Transport:
                 retries=False,
                 redirect=False,
                 timeout=timeout,
+                pool_timeout=connect_s,  # all of a host's sockets busy: wait as for a connect
                 preload_content=False,
             )
             drained = False
