@@ -33,9 +33,10 @@ from actors._runtime.operations import dump_state, flush, shutdown
 from actors._runtime.process import (
     ASK_TIMEOUT_S,
     ask,
+    cannot_wait,
     drop,
     guarded,
-    on_own_thread,
+    in_logging_handler,
     reentered,
     state,
 )
@@ -306,9 +307,12 @@ def _open(
             transport=_transport(settings, session),
             driver_version=driver.version,
         )
-        registry = None if _on_registry_thread() else _registry()
-        if registry is None:  # called back from inside our own start-up: do not wait
-            _refuse(handle, "reentrant connect")
+        # From a logging handler, our own start-up or the registry's thread, asking the
+        # registry could wait for ourselves: no tree then, and the events are counted.
+        wait = not (in_logging_handler() or _on_registry_thread())
+        registry = _registry() if wait else None
+        if registry is None:
+            _refuse(handle, "connect called back from inside telemetry or a logging handler")
             return
         lease: HostLease = ask(
             registry,
@@ -329,7 +333,7 @@ def _on_registry_thread() -> bool:
 
 def _refuse(handle: Connection, why: str) -> None:
     """No tree for this connection: its events are counted as dropped, not lost."""
-    if not (reentered() or on_own_thread()):  # a handler that connects per record: no loop
+    if not cannot_wait():  # never log from a logging handler's call: no loop of records
         logger.debug("telemetry: no tree for %s (%s); its events are dropped", handle.host, why)
     lane = ExpressInbox()
     lane.closed = True

@@ -1,7 +1,8 @@
 """Process-wide operations: `dump_state()`, `flush()`, `shutdown()` and the exit hook.
 
-Only the facade asks actors, always with a timeout; none of these raise. Called back from our
-own threads or from inside our start-up (a logging, signal or auth handler), they do not wait:
+Only the facade asks actors, always with a timeout; none of these raise. Called from a logging
+handler, from our own threads (an auth callable) or from inside our start-up (a signal or
+`__del__` handler run there), they do not wait for actors that may be waiting for them:
 `flush()` and `shutdown()` return False and `dump_state()` reports no hosts.
 """
 
@@ -17,10 +18,9 @@ import pykka
 from actors._runtime.process import (
     EXIT_MARGIN_S,
     ask,
+    cannot_wait,
     count_of,
     guarded,
-    on_own_thread,
-    reentered,
     state,
 )
 from actors.supervisor import HostTree
@@ -52,12 +52,6 @@ def _ask_all(refs: Mapping[str, pykka.ActorRef[Any]], deadline_s: float) -> dict
     return out
 
 
-def _cannot_wait() -> bool:
-    """From a handler called back inside our start-up or on our own threads (a logging handler,
-    an auth callable), waiting for our actors would be waiting for ourselves: answer at once."""
-    return reentered() or on_own_thread()
-
-
 def _tree_refs(tree: HostTree) -> dict[str, pykka.ActorRef[Any]]:
     return {
         "supervisor": tree.supervisor,
@@ -82,7 +76,7 @@ def _dump_state(timeout_s: float) -> dict[str, Any]:
     registry = state.registry
     if registry is None:
         return state.last_report or {"hosts": {}, "registry": None}
-    if _cannot_wait():
+    if cannot_wait():
         return {"hosts": {}, "registry": {"error": "called from telemetry's own thread"}}
     try:
         listing: dict[str, Any] = ask(registry, ListHosts(), timeout_s)
@@ -138,7 +132,7 @@ def flush(timeout_s: float = 5.0) -> bool:
     registry = state.registry
     if registry is None:
         return True
-    if _cannot_wait():
+    if cannot_wait():
         return False
     try:
         listing: dict[str, Any] = ask(registry, ListHosts(), timeout_s)
@@ -167,7 +161,7 @@ def shutdown(timeout_s: float | None = None) -> bool:
     registry = state.registry
     if registry is None:
         return True
-    if _cannot_wait():
+    if cannot_wait():
         return False
     clean = True
     try:

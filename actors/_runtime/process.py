@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -19,9 +20,11 @@ __all__ = [
     "EXIT_MARGIN_S",
     "ProcessState",
     "ask",
+    "cannot_wait",
     "count_of",
     "drop",
     "guarded",
+    "in_logging_handler",
     "on_own_thread",
     "reentered",
     "state",
@@ -84,6 +87,31 @@ def on_own_thread() -> bool:
     """True on one of telemetry's own threads (a logging handler or an auth callable running
     there): waiting for our actors from here would wait for ourselves."""
     return threading.current_thread().name.startswith(_OWN_THREADS)
+
+
+# While a logging handler runs, `logging` holds that handler's lock; an actor of ours that logs
+# meanwhile waits for it, so a handler that waited for our actors would wait forever.
+_LOGGING_CODE = frozenset({logging.Handler.handle.__code__, logging.Logger.callHandlers.__code__})
+_MAX_FRAMES = 200
+
+
+def in_logging_handler() -> bool:
+    """True when called (however indirectly) from a logging handler on this thread."""
+    frame = sys._getframe(1)
+    for _ in range(_MAX_FRAMES):
+        if frame.f_code in _LOGGING_CODE:
+            return True
+        if frame.f_back is None:
+            return False
+        frame = frame.f_back
+    return False
+
+
+def cannot_wait() -> bool:
+    """Whether a facade call here must answer at once rather than wait for our actors: inside
+    our own start-up (a signal or `__del__` handler run there), on our own threads, or inside a
+    logging handler (whose lock an actor of ours may be waiting for)."""
+    return reentered() or on_own_thread() or in_logging_handler()
 
 
 @contextlib.contextmanager

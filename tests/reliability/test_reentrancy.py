@@ -1,0 +1,83 @@
+"""Reentrancy never deadlocks: the facade called back from inside itself answers, boundedly.
+
+Each case is a child interpreter (`scripts/reentry_child.py`) whose application calls
+`connect`, `tell`, `close`, the instrumented driver, `flush`, `dump_state` and `shutdown` from a
+place the facade itself set off: a DEBUG logging handler on root, `pykka`, `urllib3` or our own
+logger (writing each record to a database through the instrumented driver), a signal handler,
+`__del__` or `weakref.finalize` run while the facade starts actors, the auth callable on the
+exporter's thread, and `atexit` handlers registered before and after the library's exit hook.
+All children run side by side; each must exit on its own, cleanly and quietly, having called
+back at least once and seen nothing raised.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from actors.tools.local_endpoint import LocalEndpoint
+
+if TYPE_CHECKING:
+    from conftest import ChildRun
+
+TOKEN = "reentry-token"
+TRIGGERS = [
+    "log:",
+    "log:pykka",
+    "log:urllib3",
+    "log:actors",
+    "signal",
+    "del",
+    "finalize",
+    "auth",
+    "atexit_before",
+    "atexit_after",
+]
+CHILD_TIMEOUT_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def runs(
+    child_program: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ChildRun | None]]:
+    """Every trigger's child, started at once against one endpoint, run to its end."""
+    folder: pathlib.Path = tmp_path_factory.mktemp("reentry")
+    with LocalEndpoint(token=TOKEN, stop_timeout_s=2.0) as endpoint:
+        children = {
+            trigger: child_program(
+                "reentry_child.py",
+                {"trigger": trigger, "url": endpoint.url, "token": TOKEN},
+                folder / f"report-{n}.json",
+            )
+            for n, trigger in enumerate(TRIGGERS)
+        }
+        results: dict[str, ChildRun | None] = {}
+        deadline_s = time.monotonic() + CHILD_TIMEOUT_S
+        try:
+            for trigger, child in children.items():
+                try:
+                    results[trigger] = child.finish(max(1.0, deadline_s - time.monotonic()))
+                except pytest.fail.Exception:  # it hung: killed, and its test says so
+                    results[trigger] = None
+        finally:
+            for child in children.values():
+                child.kill()
+        yield results
+
+
+@pytest.mark.parametrize("trigger", TRIGGERS)
+def test_the_facade_called_back_from_inside_itself_never_deadlocks_or_raises(
+    runs: dict[str, ChildRun | None], trigger: str
+) -> None:
+    run = runs[trigger]
+    assert run is not None, f"{trigger}: the child hung (killed after {CHILD_TIMEOUT_S} s)"
+    assert (run.returncode, run.stdout, run.stderr) == (0, "", ""), run.stderr
+    report = run.report
+    assert "main_done_s" in report, report
+    assert report["errors"] == []
+    assert report["calls"] >= 1, f"{trigger}: the callback never ran"
+    print(f"{trigger}: {report['calls']} callbacks, main done in {report['main_done_s']:.2f} s")
