@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import queue
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -114,17 +115,35 @@ def _effective(configured_s: float, timeout_s: float | None) -> float:
     return max(_MIN_TIMEOUT_S, min(configured_s, timeout_s))
 
 
+class _QuietPool(urllib3.HTTPConnectionPool):
+    """urllib3's pool, but a socket returned to a full pool is closed without a WARNING."""
+
+    def _put_conn(self, conn: Any) -> None:
+        try:
+            self.pool.put(conn, block=False)  # type: ignore[union-attr]
+            return
+        except (AttributeError, queue.Full):  # closed, or full: more trees than sockets kept
+            pass
+        if conn:
+            conn.close()
+
+
+class _QuietHTTPSPool(_QuietPool, urllib3.HTTPSConnectionPool):
+    """The same for https."""
+
+
 def new_pool_manager(num_pools: int = 32, maxsize: int = 32) -> urllib3.PoolManager:
     """Create a pool manager of our own, verifying TLS against the default CA store.
 
-    `maxsize` bounds the sockets per host. Each of a host's trees (a draining one and its
-    successors can overlap) holds one socket at a time; the pool blocks (for at most the connect
-    timeout, see `Urllib3Transport`) rather than open more, because a non-blocking pool that
-    opens more logs a WARNING ("Connection pool is full") when it discards the extra sockets.
+    `maxsize` bounds the idle sockets kept per host. Each of a host's trees (a draining one and
+    its successors can overlap) holds one socket at a time; when more trees than that return
+    theirs at once, the extra sockets are closed. urllib3 would log a WARNING ("Connection pool
+    is full") into the application's logs for each; our pools close them quietly. (A blocking
+    pool would not do: at exit, urllib3's own finalizer may empty it before our drain.)
     """
-    return urllib3.PoolManager(
-        num_pools=num_pools, maxsize=maxsize, block=True, cert_reqs="CERT_REQUIRED"
-    )
+    manager = urllib3.PoolManager(num_pools=num_pools, maxsize=maxsize, cert_reqs="CERT_REQUIRED")
+    manager.pool_classes_by_scheme = {"http": _QuietPool, "https": _QuietHTTPSPool}
+    return manager
 
 
 class Urllib3Transport:
@@ -156,9 +175,9 @@ class Urllib3Transport:
     ) -> HttpOutcome:
         """Send one request, reading at most ``max_body_bytes`` of the answer; never raises."""
         try:
-            connect_s = _effective(self._connect_timeout_s, timeout_s)
             timeout = urllib3.Timeout(
-                connect=connect_s, read=_effective(self._read_timeout_s, timeout_s)
+                connect=_effective(self._connect_timeout_s, timeout_s),
+                read=_effective(self._read_timeout_s, timeout_s),
             )
             response = self._pool.request(
                 method,
@@ -168,7 +187,6 @@ class Urllib3Transport:
                 retries=False,
                 redirect=False,
                 timeout=timeout,
-                pool_timeout=connect_s,  # all of a host's sockets busy: wait as for a connect
                 preload_content=False,
             )
             drained = False
