@@ -151,7 +151,10 @@ def main() -> None:
     db.close()
     broken.close()
     connection.close()
-    report(main_done_s=time.monotonic() - started, flushed=actors.flush(2.0))
+    flushed = actors.flush(2.0)
+    hosts = actors.dump_state(2.0)["hosts"].values()
+    balanced = [host["accounting"]["balanced"] for host in hosts]
+    report(main_done_s=time.monotonic() - started, flushed=flushed, balanced=balanced)
 
 
 if __name__ == "__main__":
