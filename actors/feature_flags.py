@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from actors._export.http import Transport
 from actors._runtime.base import GuardedActor
-from actors._runtime.contain import call_user
+from actors._runtime.contain import FAILED, call_user
 from actors._runtime.timer import Timer
 from messages.commands import (
     ConnectionContext,
@@ -133,10 +132,12 @@ class FeatureFlagActor(GuardedActor):
     def _fetch(self) -> None:
         self._fetches += 1
         headers = {"Accept": "application/json", "User-Agent": self._context.user_agent}
-        if self._context.auth is not None:
-            auth = call_user(self._context.auth)
-            if isinstance(auth, Mapping) and auth:
-                headers.update({str(k): str(v) for k, v in auth.items()})
+        provider = self._context.auth
+        if provider is not None:
+            # user code, contained whatever it raises (converting its answer included)
+            auth = call_user(lambda: {str(k): str(v) for k, v in dict(provider()).items()})
+            if auth is not FAILED and auth:
+                headers.update(auth)
                 if self._context.workspace_id is not None:  # as on the export POSTs
                     headers["x-databricks-org-id"] = str(self._context.workspace_id)
             else:

@@ -221,7 +221,7 @@ def decode_export_response(body: bytes) -> records.ExportResponse:
         raise ValueError("export response: numProtoSuccess missing or not an int")
     try:
         return converter.structure(value, records.ExportResponse)
-    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"export response: {exc}") from None
 
 
@@ -230,7 +230,7 @@ def decode_feature_flags(body: bytes) -> records.FeatureFlagResponse:
     value = _loads_object(body, "feature flags")
     try:
         return converter.structure(value, records.FeatureFlagResponse)
-    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"feature flags: {exc}") from None
 
 

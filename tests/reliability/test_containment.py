@@ -116,3 +116,27 @@ def test_a_session_raising_a_base_exception_is_a_failed_request_and_stops_nothin
     assert session.calls >= 1
     assert application_actor.ask("ping", timeout=2.0) == ("pong", "ping")
     assert connection.enabled
+
+
+class RaisingStr:
+    """A header value whose `__str__` raises: the conversion is user code too."""
+
+    def __str__(self) -> str:
+        raise KeyboardInterrupt
+
+
+def test_an_auth_answer_whose_value_cannot_become_a_str_counts_as_a_failed_auth(
+    server: RecordingServer, application_actor: pykka.ActorRef[Any]
+) -> None:
+    connection = actors.connect(
+        server.url,
+        driver=DRIVER,
+        auth=lambda: {"Authorization": RaisingStr()},  # type: ignore[dict-item]
+        settings=fast_settings(),
+    )
+    wait_until(lambda: connection.enabled, what="the flag to be on (fetched without auth)")
+    assert connection.tell(ev.ErrorOccurred(error_name="E", session_id="s"))
+    assert actors.flush(5.0)
+    wait_until(lambda: len(server.posts()) >= 1, what="an export")
+    assert {r.path for r in server.posts()} == {"/telemetry-unauth"}
+    assert application_actor.ask("ping", timeout=2.0) == ("pong", "ping")
