@@ -8,7 +8,6 @@ from `connect()`, before any thread starts.
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import logging
 import re
@@ -16,17 +15,14 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-import pykka
-
 from actors._export.file_sink import FileTransport
 from actors._export.http import (
     SessionLike,
     SessionTransport,
     Transport,
     Urllib3Transport,
-    new_pool_manager,
 )
-from actors._runtime import operations
+from actors._runtime import startup
 from actors._runtime.base import LANE_WAKE, ExpressInbox
 from actors._runtime.hosts import HostAddress, normalise_host
 from actors._runtime.operations import dump_state, flush, shutdown
@@ -35,12 +31,9 @@ from actors._runtime.process import (
     ask,
     cannot_wait,
     drop,
-    guarded,
     in_logging_handler,
-    reentered,
     state,
 )
-from actors.registry import RegistryActor
 from actors.supervisor import TreeConfig
 from messages.commands import (
     AuthProvider,
@@ -58,55 +51,6 @@ logger = logging.getLogger("actors")
 
 _ORG_ID = re.compile(r"(?:[?&]o=|/o/)(\d{1,19})(?:[/&#]|$)")
 _connection_ids = itertools.count(1)
-
-
-def _registry() -> pykka.ActorRef[Any] | None:
-    """The live registry, started on first use; None when this call must not start one.
-
-    No lock is held while the registry starts (pykka logs inside `start()`, and a logging or
-    signal handler may connect from there): a reentrant call gets None, and of two threads
-    racing to start it, the one that publishes second stops its own.
-    """
-    registry = state.registry
-    if registry is not None and registry.is_alive():
-        return registry
-    if reentered():
-        return None
-    with guarded():
-        candidate = RegistryActor.start()
-    with guarded(lock=True):
-        current = state.registry
-        won = current is None or current is registry
-        if won:
-            state.registry = candidate
-        hook = won and not state.exit_hook
-        if hook:
-            state.exit_hook = True
-    if not won:
-        candidate.stop(block=False)
-        return current
-    if hook:
-        atexit.register(operations.at_exit)
-    if state.epoch:  # a forked child exits through multiprocessing, not atexit
-        _register_multiprocessing_exit()
-    return candidate
-
-
-def _register_multiprocessing_exit() -> None:
-    import multiprocessing.util
-
-    multiprocessing.util.Finalize(None, operations.at_exit, exitpriority=100)
-
-
-def _pool() -> Any:
-    pool = state.pool
-    if pool is None:
-        candidate = new_pool_manager()
-        with guarded(lock=True):
-            if state.pool is None:
-                state.pool = candidate
-            pool = state.pool
-    return pool
 
 
 def workspace_id_of(http_path: str | None) -> int | None:
@@ -310,7 +254,7 @@ def _open(
         # From a logging handler, our own start-up or the registry's thread, asking the
         # registry could wait for ourselves: no tree then, and the events are counted.
         wait = not (in_logging_handler() or _on_registry_thread())
-        registry = _registry() if wait else None
+        registry = startup.registry() if wait else None
         if registry is None:
             _refuse(handle, "connect called back from inside telemetry or a logging handler")
             return
@@ -351,4 +295,4 @@ def _transport(settings: TelemetrySettings, session: SessionLike | None) -> Tran
     connect_s, read_s = settings.connect_timeout_s, settings.read_timeout_s
     if session is not None:
         return SessionTransport(session, connect_timeout_s=connect_s, read_timeout_s=read_s)
-    return Urllib3Transport(_pool(), connect_timeout_s=connect_s, read_timeout_s=read_s)
+    return Urllib3Transport(startup.pool(), connect_timeout_s=connect_s, read_timeout_s=read_s)
