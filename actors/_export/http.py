@@ -192,9 +192,10 @@ class Urllib3Transport:
             drained = False
             try:
                 data, drained = read_capped(
-                    lambda n: response.read(n, decode_content=False),
+                    lambda n: response.read1(n, decode_content=False),
                     self._max_body_bytes,
                     response.headers.get("Content-Encoding"),
+                    budget_s=timeout.read_timeout,
                 )
                 return HttpOutcome(
                     status=response.status,
@@ -254,22 +255,20 @@ class SessionTransport:
         The session is user code: whatever it raises, `BaseException` included, is an outcome.
         """
         try:
+            read_s = _effective(self._read_timeout_s, timeout_s)
             response = self._session.request(
                 method,
                 url,
                 data=body,
                 headers=dict(headers),
-                timeout=(
-                    _effective(self._connect_timeout_s, timeout_s),
-                    _effective(self._read_timeout_s, timeout_s),
-                ),
+                timeout=(_effective(self._connect_timeout_s, timeout_s), read_s),
                 allow_redirects=False,
                 **({"stream": True} if self._stream else {}),
             )
             try:
                 return HttpOutcome(
                     status=int(response.status_code),
-                    body=self._body(response),
+                    body=self._body(response, read_s),
                     retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
                 )
             finally:
@@ -279,13 +278,15 @@ class SessionTransport:
         except BaseException as exc:  # user code on our thread: contained (see _runtime.contain)
             return HttpOutcome(status=None, error=type(exc).__name__)
 
-    def _body(self, response: ResponseLike) -> bytes:
+    def _body(self, response: ResponseLike, budget_s: float) -> bytes:
         raw: Any = getattr(response, "raw", None)
-        if callable(getattr(raw, "read", None)):  # a requests.Response: its urllib3 response
+        read = getattr(raw, "read1", None) or getattr(raw, "read", None)
+        if callable(read):  # a requests.Response: its urllib3 response
             data, _ = read_capped(
-                lambda n: bytes(raw.read(n, decode_content=False)),
+                lambda n: bytes(read(n, decode_content=False)),
                 self._max_body_bytes,
                 response.headers.get("Content-Encoding"),
+                budget_s=budget_s,
             )
             return data
         return bytes(response.content or b"")[: self._max_body_bytes]

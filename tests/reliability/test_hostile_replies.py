@@ -11,6 +11,7 @@ import json
 import socket
 import socketserver
 import threading
+import time
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
@@ -255,3 +256,47 @@ def test_an_endless_export_reply_through_a_requests_session_settles_every_batch(
     with server.lock:
         posts = [sent for method, sent in server.sent if method == "POST"]
     assert posts and all(sent < ENDLESS_LIMIT_BYTES for sent in posts), posts
+
+
+TRICKLE_LIMIT_S = 8.0
+
+
+def trickle(sock: socket.socket) -> int:
+    """200 with a 1 MB body sent one byte per 0.1 s: every socket read succeeds in time."""
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n")
+    pause = threading.Event()
+    sent = 0
+    give_up_at = time.monotonic() + TRICKLE_LIMIT_S
+    while time.monotonic() < give_up_at:
+        try:
+            sock.sendall(b"[")
+        except OSError:
+            return sent
+        sent += 1
+        pause.wait(0.1)
+    return -1  # the client was still reading when the server gave up
+
+
+@pytest.mark.parametrize("transport_kind", ["session", "urllib3"])
+def test_a_reply_trickling_a_byte_per_read_is_cut_off_after_the_read_timeout(
+    serve: Callable[..., _Server], transport_kind: str
+) -> None:
+    server = serve(POST=trickle)
+    with requests.Session() as session, urllib3.PoolManager() as pool:
+        transport: Any = (
+            SessionTransport(session, connect_timeout_s=1.0, read_timeout_s=0.5)
+            if transport_kind == "session"
+            else Urllib3Transport(pool, connect_timeout_s=1.0, read_timeout_s=0.5)
+        )
+        outcome = transport.request(
+            "POST", url_of(server) + "/telemetry-ext", body=b"{}", headers={}
+        )
+    assert outcome.status == 200 and 0 < len(outcome.body) < 100
+
+    def sent() -> int:
+        with server.lock:
+            return server.sent[0][1] if server.sent else 0
+
+    left_after = wait_until(sent, timeout_s=TRICKLE_LIMIT_S + 5.0, what="the trickle to end")
+    print(f"{transport_kind}: the client left after {left_after} trickled bytes")
+    assert left_after > 0, "the client kept reading until the server gave up"
