@@ -62,6 +62,8 @@ def pool() -> Any:
     pool = state.pool
     if pool is None:
         candidate = new_pool_manager()
+        if reentered():  # e.g. a signal handler run while this thread publishes: do not wait
+            return candidate
         with guarded(lock=True):
             if state.pool is None:
                 state.pool = candidate

@@ -13,13 +13,18 @@ back at least once and seen nothing raised.
 from __future__ import annotations
 
 import pathlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _support import DRIVER
 
+import actors
+from actors._runtime import process
 from actors.tools.local_endpoint import LocalEndpoint
+from messages import events as ev
 
 if TYPE_CHECKING:
     from conftest import ChildRun
@@ -82,3 +87,26 @@ def test_the_facade_called_back_from_inside_itself_never_deadlocks_or_raises(
     assert report["calls"] >= 1, f"{trigger}: the callback never ran"
     assert all(report["balanced"]), report["balanced"]  # what could not be delivered is counted
     print(f"{trigger}: {report['calls']} callbacks, main done in {report['main_done_s']:.2f} s")
+
+
+def test_a_callback_run_while_the_facade_publishes_its_handles_never_waits_for_its_lock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A signal handler can run between any two bytecodes, also while this thread holds the
+    facade's lock to publish the registry or pool; what it calls must not wait for that lock."""
+    monkeypatch.setattr(process.state, "pool", None)  # the next connect creates the pool
+    done = threading.Event()
+    outcome: list[object] = []
+
+    def interrupted() -> None:
+        with process.guarded(lock=True):  # as if interrupted inside the publishing
+            connection = actors.connect("example.com", driver=DRIVER)
+            outcome.append(connection.tell(ev.ConnectionOpened(session_id="s")))
+            connection.close()
+            outcome.extend([actors.flush(0.5), actors.shutdown(0.5)])
+            outcome.append(isinstance(actors.dump_state(0.5), dict))
+        done.set()
+
+    threading.Thread(target=interrupted, daemon=True).start()
+    assert done.wait(10.0), "a callback inside the publishing waited for the facade's lock"
+    assert outcome == [False, True, True, True]  # no tree (counted), nothing left to flush
