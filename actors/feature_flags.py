@@ -16,6 +16,7 @@ from urllib.parse import quote
 from actors._export.http import Transport
 from actors._export.retry import FLAG_FAILURE_HOLD_S, RetryPolicy, Verdict
 from actors._runtime.base import GuardedActor
+from actors._runtime.contain import FAILED, call_user
 from actors._runtime.timer import Timer, TimerHandle
 from messages.commands import (
     ConnectionContext,
@@ -134,10 +135,15 @@ class FeatureFlagActor(GuardedActor):
     def _fetch(self) -> None:
         self._fetches += 1
         headers = {"Accept": "application/json", "User-Agent": self._context.user_agent}
-        if self._context.auth is not None:
-            try:
-                headers.update(self._context.auth())
-            except Exception:
+        provider = self._context.auth
+        if provider is not None:
+            # user code, contained whatever it raises (converting its answer included)
+            auth = call_user(lambda: {str(k): str(v) for k, v in dict(provider()).items()})
+            if auth is not FAILED and auth:
+                headers.update(auth)
+                if self._context.workspace_id is not None:  # as on the export POSTs
+                    headers["x-databricks-org-id"] = str(self._context.workspace_id)
+            else:
                 logger.debug("feature flags: auth provider failed")
         outcome = self._transport.request("GET", self._url, body=None, headers=headers)
         self._last_status = outcome.status or outcome.error

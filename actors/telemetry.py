@@ -9,14 +9,12 @@ invalid input passed in code (a bad host, bad `TelemetrySettings`, a bad `Driver
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import logging
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
-
-import pykka
 
 from actors._export.file_sink import FileTransport
 from actors._export.http import (
@@ -24,16 +22,21 @@ from actors._export.http import (
     SessionTransport,
     Transport,
     Urllib3Transport,
-    new_pool_manager,
 )
 from actors._export.mirror import MirrorTransport
 from actors._export.otlp import OtlpTransport, otlp_http
-from actors._runtime import operations
+from actors._runtime import startup
 from actors._runtime.hosts import HostAddress, normalise_host
 from actors._runtime.lane import EventLane
 from actors._runtime.operations import dump_state, flush, shutdown
-from actors._runtime.process import ASK_TIMEOUT_S, ask, drop, state
-from actors.registry import RegistryActor
+from actors._runtime.process import (
+    ASK_TIMEOUT_S,
+    ask,
+    cannot_wait,
+    drop,
+    in_logging_handler,
+    state,
+)
 from actors.supervisor import TreeConfig
 from messages.commands import (
     AuthProvider,
@@ -51,31 +54,6 @@ logger = logging.getLogger("actors")
 
 _ORG_ID = re.compile(r"(?:[?&]o=|/o/)(\d{1,19})(?:[/&#]|$)")
 _connection_ids = itertools.count(1)
-
-
-def _registry() -> pykka.ActorRef[Any]:
-    with state.lock:
-        if state.registry is None or not state.registry.is_alive():
-            state.registry = RegistryActor.start()
-            if not state.exit_hook:
-                atexit.register(operations.at_exit)
-                state.exit_hook = True
-            if state.epoch:  # a forked child exits through multiprocessing, not atexit
-                _register_multiprocessing_exit()
-        return state.registry
-
-
-def _register_multiprocessing_exit() -> None:
-    import multiprocessing.util
-
-    multiprocessing.util.Finalize(None, operations.at_exit, exitpriority=100)
-
-
-def _pool() -> Any:
-    with state.lock:
-        if state.pool is None:
-            state.pool = new_pool_manager()
-        return state.pool
 
 
 def workspace_id_of(http_path: str | None) -> int | None:
@@ -183,7 +161,15 @@ class Connection:
             _open(self, *self._args)
 
 
-def check_setup(host: str, driver: object, settings: object, auth: object) -> HostAddress:
+def check_setup(
+    host: str,
+    driver: object,
+    settings: object,
+    auth: object,
+    properties: object = None,
+    http_path: object = None,
+    session: object = None,
+) -> HostAddress:
     """The checks of `connect()`'s code-given input; raises `ValueError`, returns the host."""
     if not isinstance(driver, DriverInfo):
         raise ValueError(f"driver must be a DriverInfo, got {type(driver).__name__}")
@@ -191,6 +177,18 @@ def check_setup(host: str, driver: object, settings: object, auth: object) -> Ho
         raise ValueError(f"settings must be TelemetrySettings, got {type(settings).__name__}")
     if auth is not None and not callable(auth):
         raise ValueError("auth must be a callable returning headers, or None")
+    if properties is not None and not isinstance(properties, Mapping):
+        raise ValueError(
+            f"properties must be a mapping of connection properties (e.g. a dict) or None, "
+            f"got {type(properties).__name__}"
+        )
+    if http_path is not None and not isinstance(http_path, str):
+        raise ValueError(f"http_path must be a str or None, got {type(http_path).__name__}")
+    if session is not None and not callable(getattr(session, "request", None)):
+        raise ValueError(
+            f"session must be a requests.Session-like object with request(), "
+            f"got {type(session).__name__}"
+        )
     return normalise_host(host)
 
 
@@ -211,7 +209,7 @@ def connect(
     `auth` returns that connection's current auth headers, or is None for an unauthenticated
     connection. `session` is an optional ``requests.Session``-like transport to reuse.
     """
-    address = check_setup(host, driver, settings, auth)
+    address = check_setup(host, driver, settings, auth, properties, http_path, session)
     if settings is None:
         settings = TelemetrySettings.from_sources(properties)
     handle = Connection(address.key, (address, driver, auth, http_path, settings, session))
@@ -239,23 +237,51 @@ def _open(
             system_configuration=system_configuration(driver),
             workspace_id=workspace_id_of(http_path),
         )
+    except Exception:  # checked input cannot fail here; if it does, no telemetry, no raise
+        logger.debug("telemetry: no context for %s", address.key, exc_info=True)
+        return
+    try:
         config = TreeConfig(
             address=address,
             settings=settings,
             transport=_transport(settings, session),
             driver_version=driver.version,
         )
+        # From a logging handler, our own start-up or the registry's thread, asking the
+        # registry could wait for ourselves: no tree then, and the events are counted.
+        wait = not (in_logging_handler() or _on_registry_thread())
+        registry = startup.registry() if wait else None
+        if registry is None:
+            _refuse(handle, context, "called back from inside telemetry or a logging handler")
+            return
         lease: HostLease = ask(
-            _registry(),
+            registry,
             Connect(host=address.key, context=context, tree_config=config),
             ASK_TIMEOUT_S,
         )
         state.shutdown_timeout_s = max(state.shutdown_timeout_s or 0.0, settings.shutdown_timeout_s)
         handle._bind(context, lease)
-    except Exception:
-        logger.debug(
-            "telemetry: connect to %s failed; telemetry off for it", address.key, exc_info=True
-        )
+    except Exception as exc:
+        # e.g. no new threads at interpreter shutdown (3.12.1, gh-113964), or a registry that
+        # did not answer in time
+        _refuse(handle, context, type(exc).__name__)
+
+
+def _on_registry_thread() -> bool:
+    return threading.current_thread().name.startswith("RegistryActor-")
+
+
+def _refuse(handle: Connection, context: ConnectionContext, why: str) -> None:
+    """No tree for this connection: its events are counted as dropped, not lost."""
+    if not cannot_wait():  # never log from a logging handler's call: no loop of records
+        logger.debug("telemetry: no tree for %s (%s); its events are dropped", handle.host, why)
+    lane = EventLane(capacity=1, wake=_no_wake)
+    lane.close()
+    handle._context, handle._lane = context, lane
+
+
+def _no_wake() -> None:
+    """The wake-up of a lane without a tree: never reached, its lane is closed."""
 
 
 def _transport(settings: TelemetrySettings, session: SessionLike | None) -> Transport:
@@ -268,10 +294,11 @@ def _transport(settings: TelemetrySettings, session: SessionLike | None) -> Tran
     if session is not None:
         service = SessionTransport(session, connect_timeout_s=connect_s, read_timeout_s=read_s)
     else:
-        service = Urllib3Transport(_pool(), connect_timeout_s=connect_s, read_timeout_s=read_s)
+        pool = startup.pool()
+        service = Urllib3Transport(pool, connect_timeout_s=connect_s, read_timeout_s=read_s)
     return MirrorTransport(service, _collector(settings)) if settings.sink == "both" else service
 
 
 def _collector(settings: TelemetrySettings) -> OtlpTransport:
     """The OTLP sink on the shared pool; never the driver's session (no driver auth goes there)."""
-    return OtlpTransport(settings, inner=otlp_http(_pool(), settings))
+    return OtlpTransport(settings, inner=otlp_http(startup.pool(), settings))

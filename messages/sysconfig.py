@@ -16,18 +16,51 @@ from messages.records import SystemConfiguration
 __all__ = ["DriverInfo", "system_configuration"]
 
 
-def _non_empty(_: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"DriverInfo.{attribute.name} must be a non-empty str, got {value!r}")
+_MAX_NAME_CHARS = 128
+_MAX_APP_NAME_CHARS = 256
+
+
+def _header_safe(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    """Name and version go into every request's `User-Agent` header: printable ASCII only."""
+    where = f"DriverInfo.{attribute.name}"
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be a str, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{where} must not be empty")
+    if len(value) > _MAX_NAME_CHARS:
+        raise ValueError(f"{where} must be at most {_MAX_NAME_CHARS} characters, got {len(value)}")
+    if not (value.isascii() and value.isprintable()):
+        raise ValueError(f"{where} must be printable ASCII (it is sent in User-Agent): {value!r}")
+
+
+def _app_name(_: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+    where = f"DriverInfo.{attribute.name}"
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be a str or None, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{where} must not be empty (use None)")
+    if len(value) > _MAX_APP_NAME_CHARS:
+        raise ValueError(
+            f"{where} must be at most {_MAX_APP_NAME_CHARS} characters, got {len(value)}"
+        )
+    if not value.isprintable():  # control, format, surrogate and unassigned characters
+        raise ValueError(f"{where} must not contain control characters: {value!r}")
 
 
 @attrs.frozen(kw_only=True)
 class DriverInfo:
-    """The driver's own name and version (and optionally the application using it)."""
+    """The driver's own name and version (and optionally the application using it).
 
-    name: str = attrs.field(validator=_non_empty)
-    version: str = attrs.field(validator=_non_empty)
-    client_app_name: str | None = None
+    Checked at construction (explicit input in code): `name` and `version` are non-empty
+    printable ASCII of at most 128 characters; `client_app_name` is None or a non-empty
+    printable str of at most 256 characters. Anything else raises `ValueError`.
+    """
+
+    name: str = attrs.field(validator=_header_safe)
+    version: str = attrs.field(validator=_header_safe)
+    client_app_name: str | None = attrs.field(default=None, validator=_app_name)
 
     @property
     def user_agent(self) -> str:

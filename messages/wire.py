@@ -222,7 +222,7 @@ def decode_request(body: bytes) -> TelemetryRequest:
 def _loads_object(body: bytes | str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: valid JSON nested too deep
         raise ValueError(f"{what}: not JSON ({exc.__class__.__name__})") from None
     if not isinstance(value, dict):
         raise ValueError(f"{what}: expected a JSON object, got {type(value).__name__}")
@@ -246,7 +246,7 @@ def decode_export_response(body: bytes) -> records.ExportResponse:
         raise ValueError("export response: numProtoSuccess missing or not an int")
     try:
         return converter.structure(value, records.ExportResponse)
-    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"export response: {exc}") from None
 
 
@@ -255,7 +255,7 @@ def decode_feature_flags(body: bytes) -> records.FeatureFlagResponse:
     value = _loads_object(body, "feature flags")
     try:
         return converter.structure(value, records.FeatureFlagResponse)
-    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"feature flags: {exc}") from None
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import queue
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import urllib3
 
 from actors._export.backoff import parse_retry_after
+from actors._export.reply_body import read_capped
 from messages.transport import HttpOutcome, Transport
 
 __all__ = [
@@ -74,14 +77,35 @@ def _effective(configured_s: float, timeout_s: float | None) -> float:
     return max(_MIN_TIMEOUT_S, min(configured_s, timeout_s))
 
 
+class _QuietPool(urllib3.HTTPConnectionPool):
+    """urllib3's pool, but a socket returned to a full pool is closed without a WARNING."""
+
+    def _put_conn(self, conn: Any) -> None:
+        try:
+            self.pool.put(conn, block=False)  # type: ignore[union-attr]
+            return
+        except (AttributeError, queue.Full):  # closed, or full: more trees than sockets kept
+            pass
+        if conn:
+            conn.close()
+
+
+class _QuietHTTPSPool(_QuietPool, urllib3.HTTPSConnectionPool):
+    """The same for https."""
+
+
 def new_pool_manager(num_pools: int = 32, maxsize: int = 32) -> urllib3.PoolManager:
     """Create a pool manager of our own, verifying TLS against the default CA store.
 
-    `maxsize` bounds the idle sockets kept per host. It is generous because each of a host's
-    trees (a draining one and its successor can overlap) holds one socket at a time, and urllib3
-    logs a WARNING when it must discard a returned socket from a full pool.
+    `maxsize` bounds the idle sockets kept per host. Each of a host's trees (a draining one and
+    its successors can overlap) holds one socket at a time; when more trees than that return
+    theirs at once, the extra sockets are closed. urllib3 would log a WARNING ("Connection pool
+    is full") into the application's logs for each; our pools close them quietly. (A blocking
+    pool would not do: at exit, urllib3's own finalizer may empty it before our drain.)
     """
-    return urllib3.PoolManager(num_pools=num_pools, maxsize=maxsize, cert_reqs="CERT_REQUIRED")
+    manager = urllib3.PoolManager(num_pools=num_pools, maxsize=maxsize, cert_reqs="CERT_REQUIRED")
+    manager.pool_classes_by_scheme = {"http": _QuietPool, "https": _QuietHTTPSPool}
+    return manager
 
 
 class Urllib3Transport:
@@ -129,11 +153,15 @@ class Urllib3Transport:
             )
             drained = False
             try:
-                data = response.read(self._max_body_bytes + 1)
-                drained = len(data) <= self._max_body_bytes
+                data, drained = read_capped(
+                    lambda n: response.read1(n, decode_content=False),
+                    self._max_body_bytes,
+                    response.headers.get("Content-Encoding"),
+                    budget_s=timeout.read_timeout,
+                )
                 return HttpOutcome(
                     status=response.status,
-                    body=data[: self._max_body_bytes],
+                    body=data,
                     retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
                 )
             finally:
@@ -143,6 +171,15 @@ class Urllib3Transport:
                 response.release_conn()
         except Exception as exc:
             return HttpOutcome(status=None, error=type(exc).__name__)
+
+
+def _accepts(function: object, name: str) -> bool:
+    """Whether `function` takes a keyword argument `name` (or any keyword)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 class SessionTransport:
@@ -159,6 +196,9 @@ class SessionTransport:
         """Reject explicitly invalid settings at once, before any request."""
         _validate_timeouts(connect_timeout_s, read_timeout_s, max_body_bytes)
         self._session = session
+        # A requests.Session streams when asked, so its body is read with the cap below; a
+        # session-like object whose request() takes no `stream` is called as before.
+        self._stream = _accepts(session.request, "stream")
         self._connect_timeout_s = float(connect_timeout_s)
         self._read_timeout_s = float(read_timeout_s)
         self._max_body_bytes = max_body_bytes
@@ -172,23 +212,43 @@ class SessionTransport:
         headers: Mapping[str, str],
         timeout_s: float | None = None,
     ) -> HttpOutcome:
-        """Send one request through the session without following redirects; never raises."""
+        """Send one request through the session without following redirects; never raises.
+
+        The session is user code: whatever it raises, `BaseException` included, is an outcome.
+        """
         try:
+            read_s = _effective(self._read_timeout_s, timeout_s)
             response = self._session.request(
                 method,
                 url,
                 data=body,
                 headers=dict(headers),
-                timeout=(
-                    _effective(self._connect_timeout_s, timeout_s),
-                    _effective(self._read_timeout_s, timeout_s),
-                ),
+                timeout=(_effective(self._connect_timeout_s, timeout_s), read_s),
                 allow_redirects=False,
+                **({"stream": True} if self._stream else {}),
             )
-            return HttpOutcome(
-                status=int(response.status_code),
-                body=bytes(response.content or b"")[: self._max_body_bytes],
-                retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
-            )
-        except Exception as exc:
+            try:
+                return HttpOutcome(
+                    status=int(response.status_code),
+                    body=self._body(response, read_s),
+                    retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+                )
+            finally:
+                close = getattr(response, "close", None)
+                if callable(close):
+                    close()
+        except BaseException as exc:  # user code on our thread: contained (see _runtime.contain)
             return HttpOutcome(status=None, error=type(exc).__name__)
+
+    def _body(self, response: ResponseLike, budget_s: float) -> bytes:
+        raw: Any = getattr(response, "raw", None)
+        read = getattr(raw, "read1", None) or getattr(raw, "read", None)
+        if callable(read):  # a requests.Response: its urllib3 response
+            data, _ = read_capped(
+                lambda n: bytes(read(n, decode_content=False)),
+                self._max_body_bytes,
+                response.headers.get("Content-Encoding"),
+                budget_s=budget_s,
+            )
+            return data
+        return bytes(response.content or b"")[: self._max_body_bytes]

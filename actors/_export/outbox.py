@@ -7,6 +7,7 @@ import logging
 import time
 
 from actors._export.retry import RetryPolicy
+from actors._runtime.contain import FAILED, call_user
 from actors._runtime.timer import TimerHandle
 from messages.commands import BatchSettled, ConnectionContext, ExportBatch
 from messages.wire import encode_request, proto_log_bytes
@@ -28,10 +29,12 @@ def export_headers(context: ConnectionContext) -> tuple[str, dict[str, str]]:
         "User-Agent": context.user_agent,
     }
     auth: dict[str, str] = {}
-    if context.auth is not None:
-        try:
-            auth = {str(k): str(v) for k, v in dict(context.auth()).items()}
-        except Exception:  # the driver's provider failed: send as unauthenticated
+    provider = context.auth
+    if provider is not None:
+        # The driver's provider may raise anything (contained); if it fails, send unauthenticated.
+        auth = call_user(lambda: {str(k): str(v) for k, v in dict(provider()).items()})
+        if auth is FAILED:
+            auth = {}
             logger.debug("exporter: auth provider of connection %d failed", context.connection_id)
     if not auth:
         return "/telemetry-unauth", headers

@@ -1,6 +1,9 @@
 """Process-wide operations: `dump_state()`, `flush()`, `shutdown()` and the exit hook.
 
-Only the facade asks actors, always with a timeout; none of these raise.
+Only the facade asks actors, always with a timeout; none of these raise. Called from a logging
+handler, from our own threads (an auth callable) or from inside our start-up (a signal or
+`__del__` handler run there), they do not wait for actors that may be waiting for them:
+`flush()` and `shutdown()` return False and `dump_state()` reports no hosts.
 """
 
 from __future__ import annotations
@@ -12,7 +15,15 @@ from typing import Any
 
 import pykka
 
-from actors._runtime.process import EXIT_MARGIN_S, ask, count_of, overflowed, state
+from actors._runtime.process import (
+    EXIT_MARGIN_S,
+    ask,
+    cannot_wait,
+    count_of,
+    guarded,
+    overflowed,
+    state,
+)
 from actors.supervisor import HostTree
 from messages.accounts import Accounts, snapshot_json
 from messages.commands import DumpState, Flush, ListHosts, ShutdownAll
@@ -68,6 +79,8 @@ def _dump_state(timeout_s: float) -> dict[str, Any]:
     registry = state.registry
     if registry is None:
         return state.last_report or {"hosts": {}, "registry": None}
+    if cannot_wait():
+        return {"hosts": {}, "registry": {"error": "called from telemetry's own thread"}}
     try:
         listing: dict[str, Any] = ask(registry, ListHosts(), timeout_s)
     except Exception as exc:
@@ -129,6 +142,8 @@ def flush(timeout_s: float = 5.0) -> bool:
     registry = state.registry
     if registry is None:
         return True
+    if cannot_wait():
+        return False
     try:
         listing: dict[str, Any] = ask(registry, ListHosts(), timeout_s)
         futures = []
@@ -156,6 +171,8 @@ def shutdown(timeout_s: float | None = None) -> bool:
     registry = state.registry
     if registry is None:
         return True
+    if cannot_wait():
+        return False
     clean = True
     try:
         drain_by = max(time.monotonic(), deadline_s - EXIT_MARGIN_S)
@@ -174,7 +191,7 @@ def shutdown(timeout_s: float | None = None) -> bool:
         registry.stop(block=False)
     except Exception:
         logger.debug("telemetry: registry stop failed", exc_info=True)
-    with state.lock:
+    with guarded(lock=True):
         if state.registry is registry:
             state.registry = None
             state.overflowed = {}  # counted in last_report; the trees' lanes are closed now

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
+import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pykka
@@ -17,10 +20,15 @@ __all__ = [
     "EXIT_MARGIN_S",
     "ProcessState",
     "ask",
+    "cannot_wait",
     "count_of",
     "drop",
+    "guarded",
+    "in_logging_handler",
+    "on_own_thread",
     "overflow",
     "overflowed",
+    "reentered",
     "state",
 ]
 
@@ -34,7 +42,9 @@ class ProcessState:
     """Process-wide state of the facade; reset in a forked child."""
 
     def __init__(self) -> None:
-        # Guards the lazy start of the registry and pool, on the connect() path, never on tell().
+        # Guards only the publishing of the registry and pool handles (attribute reads and
+        # writes): nothing that can log, start actors or call user code runs while it is held,
+        # and it is taken only inside `guarded()`, so a reentrant call never waits for it.
         self.lock = threading.Lock()
         self.registry: pykka.ActorRef[Any] | None = None
         self.pool: Any = None
@@ -51,6 +61,80 @@ class ProcessState:
 
 
 state = ProcessState()
+
+
+class _Reentry(threading.local):
+    """Per thread: how deep this thread is inside our own start-up or publishing code."""
+
+    depth = 0
+
+
+_reentry = _Reentry()
+
+# pykka names an actor's thread "<ActorClass>-<n>"; the timer names its threads itself.
+_OWN_THREADS = (
+    "RegistryActor-",
+    "HostSupervisor-",
+    "FeatureFlagActor-",
+    "AggregatorActor-",
+    "ExporterActor-",
+    "telemetry-timer-",
+)
+
+
+def reentered() -> bool:
+    """True when this thread is already inside our start-up code (a logging or signal handler
+    called back into the facade from there): the caller must not wait, nor start anything."""
+    return _reentry.depth > 0
+
+
+def on_own_thread() -> bool:
+    """True on one of telemetry's own threads (a logging handler or an auth callable running
+    there): waiting for our actors from here would wait for ourselves."""
+    return threading.current_thread().name.startswith(_OWN_THREADS)
+
+
+# While a logging handler runs, `logging` holds that handler's lock; an actor of ours that logs
+# meanwhile waits for it, so a handler that waited for our actors would wait forever.
+_LOGGING_CODE = frozenset({logging.Handler.handle.__code__, logging.Logger.callHandlers.__code__})
+_MAX_FRAMES = 200
+
+
+def in_logging_handler() -> bool:
+    """True when called (however indirectly) from a logging handler on this thread."""
+    frame = sys._getframe(1)
+    for _ in range(_MAX_FRAMES):
+        if frame.f_code in _LOGGING_CODE:
+            return True
+        if frame.f_back is None:
+            return False
+        frame = frame.f_back
+    return False
+
+
+def cannot_wait() -> bool:
+    """Whether a facade call here must answer at once rather than wait for our actors: inside
+    our own start-up (a signal or `__del__` handler run there), on our own threads, or inside a
+    logging handler (whose lock an actor of ours may be waiting for)."""
+    return reentered() or on_own_thread() or in_logging_handler()
+
+
+@contextlib.contextmanager
+def guarded(lock: bool = False) -> Iterator[None]:
+    """Mark this thread as inside our code (and, with `lock`, hold `state.lock` meanwhile).
+
+    The mark is set before the lock is taken, so a signal handler that interrupts this thread
+    and calls back into the facade sees `reentered()` and never waits for a lock it holds.
+    """
+    _reentry.depth += 1
+    try:
+        if lock:
+            with state.lock:
+                yield
+        else:
+            yield
+    finally:
+        _reentry.depth -= 1
 
 
 def count_of(counter: itertools.count[int]) -> int:

@@ -127,10 +127,15 @@ def _driver_info(source: object) -> DriverInfo:
     # The module's own dict: a deprecated attribute served by a module __getattr__ is skipped
     # rather than warned about.
     attributes = getattr(module, "__dict__", {})
+    if not (name.isascii() and name.isprintable() and 0 < len(name) <= 128):
+        name = "unknown"  # a module name that cannot go into User-Agent
     for attr in _VERSION_ATTRS:
         value = attributes.get(attr)
         if isinstance(value, str) and value.strip():
-            return DriverInfo(name=name, version=value.strip())
+            try:
+                return DriverInfo(name=name, version=value.strip())
+            except ValueError:  # not usable in User-Agent: try the next attribute
+                continue
     return DriverInfo(name=name, version="unknown")
 
 
@@ -191,7 +196,7 @@ class _Target:
     ) -> None:
         # The checks `actors.connect()` would make, made now: bad code fails at setup, and later
         # connects cannot raise for them.
-        _telemetry.check_setup(host, driver, settings, auth)
+        _telemetry.check_setup(host, driver, settings, auth, properties, http_path)
         self.host = host
         self.driver = driver
         self.auth = auth

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+from interpreter import interpreter_flags
 
 from actors.tools.local_endpoint import LogStore
 
@@ -24,6 +25,7 @@ def _run_main_job(tmp_path: pathlib.Path, *extra: str) -> tuple[dict[str, Any], 
     result = subprocess.run(
         [
             sys.executable,
+            *interpreter_flags(),
             "-m",
             "actors",
             "demo",
@@ -95,7 +97,7 @@ def test_main_job_under_a_failing_endpoint_counts_drops_and_exits_in_time(
 def test_embedding_example_exports_every_event_it_tells(tmp_path: pathlib.Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "embed_driver.py")],
+        [sys.executable, *interpreter_flags(), str(ROOT / "examples" / "embed_driver.py")],
         cwd=tmp_path,
         env=env,
         capture_output=True,

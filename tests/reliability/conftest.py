@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 import pytest
+from interpreter import interpreter_flags
 from waiting import poll_until
 
 from actors.tools.local_endpoint import Fault, LocalEndpoint
@@ -73,7 +74,12 @@ class Child:
     def __init__(self, script: str, spec: dict[str, Any], report: pathlib.Path) -> None:
         self.report = report
         self.proc = subprocess.Popen(
-            [sys.executable, str(SCRIPTS / script), json.dumps({**spec, "report": str(report)})],
+            [
+                sys.executable,
+                *interpreter_flags(),
+                str(SCRIPTS / script),
+                json.dumps({**spec, "report": str(report)}),
+            ],
             cwd=ROOT,
             env=child_env(),
             stdin=subprocess.DEVNULL,

@@ -800,7 +800,7 @@ def test_a_connection_collected_without_close_still_ends_its_session(
 ) -> None:
     conn = instrument(sqlite3, host="example.com").connect(":memory:")
     session_id = conn.telemetry_session_id
-    with warnings.catch_warnings():  # sqlite3's own warning (3.13) about a database left open
+    with warnings.catch_warnings():  # the application's unclosed sqlite3 connection (3.13+)
         warnings.simplefilter("ignore", ResourceWarning)
         del conn
         gc.collect()

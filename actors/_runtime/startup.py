@@ -1,0 +1,71 @@
+"""The facade's lazy start of the process-wide registry actor and HTTP pool.
+
+No lock is held while anything here starts actors, logs or calls user code: a logging, signal or
+`__del__` handler that calls back into the facade from inside a start is told not to wait.
+"""
+
+from __future__ import annotations
+
+import atexit
+from typing import Any
+
+import pykka
+
+from actors._export.http import new_pool_manager
+from actors._runtime import operations
+from actors._runtime.process import guarded, reentered, state
+from actors.registry import RegistryActor
+
+__all__ = ["pool", "registry"]
+
+
+def registry() -> pykka.ActorRef[Any] | None:
+    """The live registry, started on first use; None when this call must not start one.
+
+    No lock is held while the registry starts (pykka logs inside `start()`, and a logging or
+    signal handler may connect from there): a reentrant call gets None, and of two threads
+    racing to start it, the one that publishes second stops its own.
+    """
+    registry = state.registry
+    if registry is not None and registry.is_alive():
+        return registry
+    if reentered():
+        return None
+    with guarded():
+        candidate = RegistryActor.start()
+    with guarded(lock=True):
+        current = state.registry
+        won = current is None or current is registry
+        if won:
+            state.registry = candidate
+        hook = won and not state.exit_hook
+        if hook:
+            state.exit_hook = True
+    if not won:
+        candidate.stop(block=False)
+        return current
+    if hook:
+        atexit.register(operations.at_exit)
+    if state.epoch:  # a forked child exits through multiprocessing, not atexit
+        _register_multiprocessing_exit()
+    return candidate
+
+
+def _register_multiprocessing_exit() -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, operations.at_exit, exitpriority=100)
+
+
+def pool() -> Any:
+    """The shared urllib3 pool manager, created on first use."""
+    pool = state.pool
+    if pool is None:
+        candidate = new_pool_manager()
+        if reentered():  # e.g. a signal handler run while this thread publishes: do not wait
+            return candidate
+        with guarded(lock=True):
+            if state.pool is None:
+                state.pool = candidate
+            pool = state.pool
+    return pool
