@@ -145,6 +145,7 @@ def count_of(counter: itertools.count[int]) -> int:
 def _after_fork_in_child() -> None:
     """The parent's threads do not exist here: forget its actors and sockets."""
     state.lock = threading.Lock()
+    _reentry.depth = 0  # forked from inside our start-up (a handler that forks): start afresh
     state.registry = None
     state.pool = None
     state.overflowed = {}
