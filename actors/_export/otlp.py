@@ -1,12 +1,14 @@
 """The OTLP sink: a `Transport` that speaks OTLP/HTTP where the exporter speaks the Databricks API.
 
 It stands in for the HTTP transport (as the file sink does), so the exporter's batching, breaker,
-rate limit, backoff, accounting and shutdown deadline stay as they are. Each export body is
-turned back into its frontend logs, sent as one `ExportLogsServiceRequest`, and the answer is
-told back in the exporter's terms: a partial success as the count of logs taken (the rest drop
-as `partial_rejected`, never retried), 429/502/503/504 as retryable with their Retry-After, any
-other status as terminal. The connection's own credentials never go to the collector: only the
-operator's OTLP headers do. Confined to the exporter's thread (the flag fetcher only GETs).
+rate limit, backoff, accounting and shutdown deadline stay as they are. The exporter hands it
+each chunk's records (`send_logs`, the outbox's `LogsTransport` seam), sent as one
+`ExportLogsServiceRequest`, and the answer is told back in the exporter's terms: a partial
+success as the count of logs taken (the rest drop as `otlp_partial_rejected`, never retried),
+429/502/503/504 as retryable with their Retry-After, any other status as terminal. The metrics
+go out after a settled batch, carrying the exporter's own accounts. The connection's own
+credentials never go to the collector: only the operator's OTLP headers do. Confined to the
+exporter's thread (the flag fetcher only GETs).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import json
 import logging
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import urllib3
 
 from actors._export.http import HttpOutcome, Transport, Urllib3Transport, new_pool_manager
 from actors._export.otlp_metrics import DurationAccounts
+from messages.commands import BatchSettled
 from messages.config import TelemetrySettings
 from messages.otlp import (
     LOGS_REQUEST,
@@ -34,12 +37,18 @@ from messages.otlp import (
     logs_request,
 )
 from messages.otlp.encoding import CONTENT_TYPES
-from messages.otlp.mapping import batch_system
+from messages.otlp.mapping import batch_system, remember_namespaces
 from messages.otlp.options import parse_headers, parse_resource_attributes, signal_url
 from messages.records import FrontendLog, SystemConfiguration
 from messages.wire import TELEMETRY_FLAG_NAME, converter
 
-__all__ = ["MAX_OTLP_BODY_BYTES", "OtlpTransport", "otlp_http", "otlp_outcome"]
+__all__ = [
+    "MAX_OTLP_BODY_BYTES",
+    "PARTIAL_REJECTED",
+    "OtlpTransport",
+    "otlp_http",
+    "otlp_outcome",
+]
 
 logger = logging.getLogger("actors.exporter")
 
@@ -49,6 +58,8 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 MAX_OTLP_BODY_BYTES = 4 * 1024 * 1024
 MAX_ANSWER_BYTES = 64 * 1024
 UNENCODABLE = "unencodable"
+# The drop reason of the logs a collector's partial success rejects (never retried).
+PARTIAL_REJECTED = "otlp_partial_rejected"
 _MIN_METRICS_TIMEOUT_S = 0.05
 _FLAG_BODY = json.dumps({"flags": [{"name": TELEMETRY_FLAG_NAME, "value": "true"}]}).encode()
 
@@ -75,6 +86,14 @@ def _server_of(url: str) -> ServerAddress | None:
         return ServerAddress(host=parts.hostname, port=parts.port) if parts.hostname else None
     except ValueError:
         return None
+
+
+def _first_system(logs: Sequence[FrontendLog]) -> SystemConfiguration | None:
+    for frontend in logs:
+        log = frontend.entry.sql_driver_log if frontend.entry else None
+        if log is not None and log.system_configuration is not None:
+            return log.system_configuration
+    return None
 
 
 def _answer(accepted: int) -> bytes:
@@ -124,6 +143,10 @@ class OtlpTransport:
         self._metrics_interval_ns = int(settings.flush_interval_s * 1e9)
         self._metrics_due_ns = 0  # the first batch also sends metrics
         self._systems: dict[tuple[Any, ...], SystemConfiguration] = {}
+        self._namespaces: dict[str, str] = {}
+        self._metrics_wanted = False
+
+    partial_reason = PARTIAL_REJECTED
 
     def request(
         self,
@@ -134,27 +157,58 @@ class OtlpTransport:
         headers: Mapping[str, str],
         timeout_s: float | None = None,
     ) -> HttpOutcome:
-        """Send the export body's logs as OTLP; `headers` (Databricks auth) are never sent.
+        """Send an export body's logs as OTLP (parsed back: `send_logs` is the cheap way).
 
-        Never raises: a body that cannot be encoded is a terminal outcome (`unencodable`), and
-        nothing after the collector's answer can change what that answer said.
+        `headers` (Databricks auth) are never sent. Never raises.
         """
         if method == "GET":  # choosing a collector is the local decision to send: flag on
             return HttpOutcome(status=200, body=_FLAG_BODY)
-        started_s = time.monotonic()
         try:
             logs, systems = self._decode(body)
-            server = _server_of(url)
+        except Exception as exc:  # a body we cannot carry is no reason to raise
+            logger.debug("otlp: export body cannot be decoded: %s", type(exc).__name__)
+            return otlp_outcome(None, error=f"{UNENCODABLE}_{type(exc).__name__}")
+        return self.send_records(url, logs, systems=systems, timeout_s=timeout_s)
+
+    def send_logs(
+        self,
+        url: str,
+        *,
+        logs: Sequence[FrontendLog],
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout_s: float | None,
+    ) -> HttpOutcome:
+        """The exporter's seam: one chunk's records, mapped as they are (`body` unused)."""
+        return self.send_records(url, logs, timeout_s=timeout_s)
+
+    def send_records(
+        self,
+        url: str,
+        logs: Sequence[FrontendLog],
+        *,
+        systems: Sequence[SystemConfiguration | None] | None = None,
+        timeout_s: float | None = None,
+    ) -> HttpOutcome:
+        """POST `logs` as one `ExportLogsServiceRequest`; a 2xx says how many were taken.
+
+        Never raises: logs that cannot be encoded are a terminal outcome (`unencodable`), and
+        nothing after the collector's answer can change what that answer said.
+        """
+        server = _server_of(url)
+        try:
+            remember_namespaces(logs, self._namespaces)
             message = logs_request(
                 logs,
                 resource=self._resource,
                 server=server,
                 observed_ns=self._clock_ns(),
                 systems=systems,
+                namespaces=self._namespaces,
             )
             payload = self._body(encode(message, LOGS_REQUEST, self._protocol))
-        except Exception as exc:  # a body we cannot carry is no reason to raise
-            logger.debug("otlp: export body cannot be encoded: %s", type(exc).__name__)
+        except Exception as exc:
+            logger.debug("otlp: logs cannot be encoded: %s", type(exc).__name__)
             return otlp_outcome(None, error=f"{UNENCODABLE}_{type(exc).__name__}")
         if len(payload) > MAX_OTLP_BODY_BYTES:
             return otlp_outcome(413, error="body_too_large")
@@ -163,16 +217,23 @@ class OtlpTransport:
             return outcome
         accepted = max(0, min(len(logs), len(logs) - self._rejected(outcome.body, LOGS_REQUEST)))
         try:
-            system = batch_system(systems)
-            self._metrics.record(
-                logs, server, system=system, exported=accepted, rejected=len(logs) - accepted
-            )
-            if timeout_s is not None:  # draining: what is left of the same deadline
-                timeout_s -= time.monotonic() - started_s
-            self._maybe_send_metrics(timeout_s)
+            system = batch_system(systems) if systems is not None else _first_system(logs)
+            self._metrics.record(logs, server, system=system, taken=accepted)
+            self._metrics_wanted = True  # sent once the batch is settled, so it is counted
         except Exception as exc:
             logger.debug("otlp: metrics failed: %s", type(exc).__name__)
         return otlp_outcome(outcome.status, body=_answer(accepted))
+
+    def settled(self, settled: BatchSettled, timeout_s: float | None = None) -> None:
+        """Count a batch's settlement (the exporter's accounts); after a logs request taken,
+        send the metrics within `timeout_s` (what is left of the drain deadline). Never raises."""
+        try:
+            self._metrics.settled(settled)
+            if self._metrics_wanted:
+                self._metrics_wanted = False
+                self._maybe_send_metrics(timeout_s)
+        except Exception as exc:
+            logger.debug("otlp: settlement not counted: %s", type(exc).__name__)
 
     def _decode(
         self, body: bytes | None
@@ -244,5 +305,5 @@ class OtlpTransport:
 
     @property
     def accounts(self) -> Mapping[str, Any]:
-        """What this sink sent: logs taken and rejected, metrics requests sent and failed."""
+        """What this sink sent: logs taken, a mirror's undelivered ones, metrics requests."""
         return self._metrics.snapshot()
