@@ -13,7 +13,6 @@ exporter's thread (the flag fetcher only GETs).
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import time
@@ -25,6 +24,7 @@ import urllib3
 
 from actors._export.http import HttpOutcome, Transport, Urllib3Transport, new_pool_manager
 from actors._export.otlp_metrics import DurationAccounts
+from actors._export.otlp_signal import SignalOptions
 from messages.commands import BatchSettled
 from messages.config import TelemetrySettings
 from messages.otlp import (
@@ -38,7 +38,7 @@ from messages.otlp import (
 )
 from messages.otlp.encoding import CONTENT_TYPES
 from messages.otlp.mapping import batch_system, remember_namespaces
-from messages.otlp.options import parse_headers, parse_resource_attributes, signal_url
+from messages.otlp.options import parse_resource_attributes
 from messages.records import FrontendLog, SystemConfiguration
 from messages.wire import TELEMETRY_FLAG_NAME, converter
 
@@ -102,11 +102,15 @@ def _answer(accepted: int) -> bytes:
 
 
 def otlp_http(pool: urllib3.PoolManager, settings: TelemetrySettings) -> Urllib3Transport:
-    """The HTTP calls of the OTLP sink over `pool`: OTLP timeout, answers read up to 64 KiB."""
+    """The HTTP calls of the OTLP sink over `pool`: OTLP timeouts, answers read up to 64 KiB.
+
+    Each request passes its own signal's timeout; the pool's are the longest of the two.
+    """
+    longest_s = max(SignalOptions.of(settings, s).timeout_s for s in ("logs", "metrics"))
     return Urllib3Transport(
         pool,
-        connect_timeout_s=min(settings.connect_timeout_s, settings.otlp_timeout_s),
-        read_timeout_s=settings.otlp_timeout_s,
+        connect_timeout_s=min(settings.connect_timeout_s, longest_s),
+        read_timeout_s=longest_s,
         max_body_bytes=MAX_ANSWER_BYTES,
     )
 
@@ -122,16 +126,8 @@ class OtlpTransport:
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         """Read the OTLP settings; `inner` makes the HTTP calls (by default `otlp_http`)."""
-        self._protocol = settings.otlp_protocol
-        self._gzip = settings.otlp_compression == "gzip"
-        self._logs_url = signal_url(settings.otlp_endpoint, "logs", settings.otlp_logs_endpoint)
-        self._metrics_url = signal_url(
-            settings.otlp_endpoint, "metrics", settings.otlp_metrics_endpoint
-        )
-        self._headers = dict(parse_headers(settings.otlp_headers))
-        self._headers["Content-Type"] = CONTENT_TYPES[self._protocol]
-        if self._gzip:
-            self._headers["Content-Encoding"] = "gzip"
+        self._logs = SignalOptions.of(settings, "logs")
+        self._metrics_signal = SignalOptions.of(settings, "metrics")
         self._resource = OtlpResource(
             service_name=settings.otlp_service_name,
             attributes=parse_resource_attributes(settings.otlp_resource_attributes),
@@ -206,13 +202,13 @@ class OtlpTransport:
                 systems=systems,
                 namespaces=self._namespaces,
             )
-            payload = self._body(encode(message, LOGS_REQUEST, self._protocol))
+            payload = self._logs.body(encode(message, LOGS_REQUEST, self._logs.protocol))
         except Exception as exc:
             logger.debug("otlp: logs cannot be encoded: %s", type(exc).__name__)
             return otlp_outcome(None, error=f"{UNENCODABLE}_{type(exc).__name__}")
         if len(payload) > MAX_OTLP_BODY_BYTES:
             return otlp_outcome(413, error="body_too_large")
-        outcome = self._post(self._logs_url, payload, timeout_s)
+        outcome = self._post(self._logs, payload, timeout_s)
         if not outcome.ok:
             return outcome
         accepted = max(0, min(len(logs), len(logs) - self._rejected(outcome.body, LOGS_REQUEST)))
@@ -260,12 +256,13 @@ class OtlpTransport:
             system = self._systems[key] = converter.structure(raw, SystemConfiguration)
         return system
 
-    def _body(self, raw: bytes) -> bytes:
-        return gzip.compress(raw, compresslevel=6) if self._gzip else raw
-
-    def _post(self, url: str, payload: bytes, timeout_s: float | None) -> HttpOutcome:
+    def _post(self, signal: SignalOptions, payload: bytes, timeout_s: float | None) -> HttpOutcome:
         result = self._inner.request(
-            "POST", url, body=payload, headers=self._headers, timeout_s=timeout_s
+            "POST",
+            signal.url,
+            body=payload,
+            headers=signal.headers,
+            timeout_s=signal.timeout(timeout_s),
         )
         return otlp_outcome(
             result.status, body=result.body, retry_after_s=result.retry_after_s, error=result.error
@@ -273,7 +270,7 @@ class OtlpTransport:
 
     def _rejected(self, answer: bytes, name: str) -> int:
         try:
-            partial = decode_partial_success(answer, name, CONTENT_TYPES[self._protocol])
+            partial = decode_partial_success(answer, name, CONTENT_TYPES[self._logs.protocol])
         except ValueError:  # a 2xx we cannot read still took the request
             logger.debug("otlp: unreadable 2xx answer to %s", name)
             return 0
@@ -290,13 +287,14 @@ class OtlpTransport:
             return  # the drain deadline is (nearly) reached: the logs came first
         self._metrics_due_ns = now_ns + self._metrics_interval_ns
         try:
-            payload = self._body(
-                encode(self._metrics.request(now_ns), METRICS_REQUEST, self._protocol)
+            signal = self._metrics_signal
+            payload = signal.body(
+                encode(self._metrics.request(now_ns), METRICS_REQUEST, signal.protocol)
             )
         except Exception as exc:
             logger.debug("otlp: metrics cannot be encoded: %s", type(exc).__name__)
             return
-        outcome = self._post(self._metrics_url, payload, timeout_s)
+        outcome = self._post(self._metrics_signal, payload, timeout_s)
         self._metrics.sent(ok=outcome.ok)
 
     def count_undelivered(self, logs: int, reason: str) -> None:

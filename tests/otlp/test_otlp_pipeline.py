@@ -356,3 +356,21 @@ def test_the_exporter_hands_the_sink_its_records_so_no_body_is_parsed_back(
     assert_balanced(accounting, told)
     assert accounting["exported"] == told.events
     assert len(uids(receiver)) == len(set(uids(receiver))) == told.logs
+
+
+def test_an_unauthenticated_connections_records_reach_the_sink_reduced(
+    receiver: OtlpReceiver,
+) -> None:
+    settings = otlp_settings(receiver)
+    told = Told()
+    telemetry = actors.connect(HOST, settings=settings, driver=DRIVER)  # no auth
+    run_connection(telemetry, "s0", told)
+    telemetry.close()
+    actors.shutdown(settings.shutdown_timeout_s + 1.0)
+
+    records = receiver.log_records()
+    assert len(records) == told.logs
+    for _resource, _scope, record in records:
+        keys = {a.key for a in record.attributes}
+        assert not keys & {"databricks.session_id", "databricks.statement_id", "db.namespace"}
+        assert not any(k.startswith("databricks.connection.") for k in keys)
