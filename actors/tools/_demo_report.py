@@ -104,8 +104,11 @@ def print_report(report: dict[str, Any], out: TextIO) -> None:
             f"{sum(dropped.values())} ({_kv(dropped) or 'none'}) + pending {a.get('pending')}"
             f"  -> {'balanced' if a.get('balanced') else 'NOT BALANCED'}\n"
         )
-        match = "matches" if h["store_matches_accounting"] else "DOES NOT MATCH"
-        out.write(f"  endpoint store {match} exported logs ({h['exported_logs']})\n")
+        if "otlp" in report:  # the logs went to OTLP: checked against the receiver below
+            out.write(f"  exported logs ({h['exported_logs']}) went to OTLP, not to the endpoint\n")
+        else:
+            match = "matches" if h["store_matches_accounting"] else "DOES NOT MATCH"
+            out.write(f"  endpoint store {match} exported logs ({h['exported_logs']})\n")
         final = h["final_dump"]
         if not h["generations"]:
             out.write("  trees started and stopped: 0 (this host had no traffic)\n")

@@ -23,7 +23,7 @@ from actors.tools.local_endpoint import Fault, LocalEndpoint, LogStore
 from actors.tools.local_endpoint.cli import DEFAULT_DB, on_sigterm
 from actors.tools.otlp_receiver import OtlpDemo
 
-__all__ = ["add_demo_arguments", "run_demo"]
+__all__ = ["add_demo_arguments", "hosts_of_thread", "run_demo"]
 
 TOKEN = "demo-token"
 DRIVER = actors.DriverInfo(name="demo-sqlite-driver", version="1.0.0")
@@ -84,7 +84,6 @@ def _seconds(text: str) -> float:
 
 def _workload(
     modules: list[Any],
-    first: int,
     stop_at: float,
     rng: random.Random,
     counters: dict[str, int],
@@ -92,9 +91,8 @@ def _workload(
 ) -> None:
     """One driver thread: connections that run queries, fetch in chunks, and sometimes fail.
 
-    Its connections go to each host in turn, starting at `first`, so that every host gets
-    traffic however few threads there are."""
-    turn = first
+    Its connections go to each of its hosts (`modules`) in turn."""
+    turn = 0
     while time.monotonic() < stop_at:
         module = modules[turn % len(modules)]
         turn += 1
@@ -125,6 +123,15 @@ def _workload(
                     counters["errors"] += 1
         conn.close()
         counters["connections"] += 1
+
+
+def hosts_of_thread(index: int, threads: int, hosts: list[Any]) -> list[Any]:
+    """The hosts thread `index` of `threads` connects to: one host per thread when there are
+    enough threads (a host's connections then overlap, and its tree lives on), else its share
+    of them, so that no host is left without traffic."""
+    if threads >= len(hosts):
+        return [hosts[index % len(hosts)]]
+    return hosts[index::threads]
 
 
 def _progress(out: TextIO, started: float, duration: float, counters: list[dict[str, int]]) -> None:
@@ -168,8 +175,7 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
         threading.Thread(
             target=_workload,
             args=(
-                modules,
-                i,
+                hosts_of_thread(i, args.threads, modules),
                 stop_at,
                 random.Random(args.seed + i),
                 counters[i],

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from interpreter import interpreter_flags
 
-from actors.tools.demo import add_demo_arguments, run_demo
+from actors.tools.demo import add_demo_arguments, hosts_of_thread, run_demo
 from actors.tools.local_endpoint import LogStore
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -150,3 +150,13 @@ def test_the_demo_refuses_a_workload_it_cannot_run(option: tuple[str, str]) -> N
     add_demo_arguments(parser)
     with pytest.raises(SystemExit):
         parser.parse_args(list(option))
+
+
+@pytest.mark.parametrize("threads", range(1, 7))
+@pytest.mark.parametrize("hosts", range(1, 4))
+def test_every_host_is_some_thread_s_and_each_thread_has_a_host(threads: int, hosts: int) -> None:
+    names = [f"h{i}" for i in range(hosts)]
+    shares = [hosts_of_thread(i, threads, names) for i in range(threads)]
+    assert all(shares) and {h for share in shares for h in share} == set(names)
+    if threads >= hosts:  # one host each: a host's connections overlap and its tree lives on
+        assert all(len(share) == 1 for share in shares)
