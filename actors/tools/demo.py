@@ -36,7 +36,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--duration", type=_seconds, default=3.0, help="seconds of workload")
     parser.add_argument("--hosts", type=int, default=3, choices=(1, 2, 3), help="endpoints")
-    parser.add_argument("--fault", default=None, help="endpoint fault, e.g. status:503, hang")
+    parser.add_argument(
+        "--fault", type=_fault, default=None, help="endpoint fault, e.g. status:503, hang"
+    )
     parser.add_argument("--shutdown-timeout-ms", type=int, default=2000)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
@@ -58,7 +60,10 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         help="after the report, keep the endpoints and the page up until Ctrl-C",
     )
     parser.add_argument(
-        "--page-port", type=int, default=0, help="port of the first endpoint, which serves the page"
+        "--page-port",
+        type=_port,
+        default=0,
+        help="port of the first endpoint, which serves the page (default: any free one)",
     )
     parser.add_argument(
         "--sink",
@@ -79,6 +84,21 @@ def _seconds(text: str) -> float:
     value = float(text)
     if not value >= 0.0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text}")
+    return value
+
+
+def _fault(text: str) -> str:
+    try:
+        Fault.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port within 0..65535, not {value}")
     return value
 
 
@@ -146,8 +166,17 @@ def _progress(out: TextIO, started: float, duration: float, counters: list[dict[
 def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run the workload, shut down gracefully, and report; returns 0 if the accounts balance."""
     fault = Fault.parse(args.fault) if args.fault else None
-    store = LogStore(args.db)
-    endpoints = _start_endpoints(args, fault, store)
+    try:
+        store = LogStore(args.db)
+    except (sqlite3.Error, OSError) as error:
+        err.write(f"demo: cannot open the store {args.db}: {error}\n")
+        return 2
+    try:
+        endpoints = _start_endpoints(args, fault, store)
+    except OSError as error:
+        store.close()
+        err.write(f"demo: cannot start the endpoints (--page-port {args.page_port}): {error}\n")
+        return 2
     page_url = endpoints[0].page_url
     if not args.json:
         err.write(f"page: {page_url} (live while the demo runs)\n")

@@ -143,7 +143,14 @@ def test_a_host_that_was_told_nothing_is_balanced() -> None:
 
 
 @pytest.mark.parametrize(
-    "option", [("--threads", "0"), ("--duration", "-1"), ("--duration", "nan")]
+    "option",
+    [
+        ("--threads", "0"),
+        ("--duration", "-1"),
+        ("--duration", "nan"),
+        ("--fault", "bogus"),
+        ("--page-port", "99999"),
+    ],
 )
 def test_the_demo_refuses_a_workload_it_cannot_run(option: tuple[str, str]) -> None:
     parser = argparse.ArgumentParser()
@@ -160,3 +167,13 @@ def test_every_host_is_some_thread_s_and_each_thread_has_a_host(threads: int, ho
     assert all(shares) and {h for share in shares for h in share} == set(names)
     if threads >= hosts:  # one host each: a host's connections overlap and its tree lives on
         assert all(len(share) == 1 for share in shares)
+
+
+def test_a_store_the_demo_cannot_open_is_one_line_and_exit_code_2(tmp_path: pathlib.Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_demo_arguments(parser)
+    args = parser.parse_args(["--db", str(tmp_path / "missing-dir" / "x.sqlite3"), "--json"])
+    err = io.StringIO()
+
+    assert run_demo(args, out=io.StringIO(), err=err) == 2
+    assert err.getvalue().startswith("demo: cannot open the store ")
