@@ -61,7 +61,7 @@ class Connection:
             rows = cursor.fetchall()
             fetch_ms = (time.perf_counter() - fetch_started) * 1000
         except Exception as exc:
-            telemetry.tell(  # telemetry: the message is redacted before export
+            telemetry.tell(  # telemetry: the message is masked before export
                 ev.ErrorOccurred(
                     error_name=type(exc).__name__,
                     message=str(exc),
