@@ -49,6 +49,8 @@ class HostTree:
     aggregator: pykka.ActorRef[Any]
     exporter: pykka.ActorRef[Any]
     flag: FlagView
+    # Set once, by the supervisor, when the tree has stopped: whoever holds the tree can wait.
+    final: pykka.ThreadingFuture[TreeFinal] = attrs.field(factory=pykka.ThreadingFuture)
 
 
 class _Finalize:
@@ -69,6 +71,7 @@ class HostSupervisor(GuardedActor):
         flag_actor: pykka.ActorRef[Any],
         aggregator: pykka.ActorRef[Any],
         stop_signal: StopSignal | None = None,
+        final: Reply | None = None,
     ) -> None:
         super().__init__()
         self._host = host
@@ -79,7 +82,7 @@ class HostSupervisor(GuardedActor):
         self._children = children
         self._flag_actor = flag_actor
         self._aggregator = aggregator
-        self._replies: list[Reply] = []
+        self._replies: list[Reply] = [] if final is None else [final]
         self._stopping_since: float | None = None
         self._finished = False
 
@@ -122,7 +125,10 @@ class HostSupervisor(GuardedActor):
         for child in self._children:
             child.stop(block=False)
         self._timer.stop(timeout_s=0.0)
-        self._registry.tell(TreeStopped(host=self._host, final=final))
+        try:
+            self._registry.tell(TreeStopped(host=self._host, final=final))
+        except Exception:  # the registry is gone (a shutdown): this tree still stops
+            logger.debug("supervisor: no registry to tell that %s stopped", self._host)
         for reply in self._replies:
             reply.set(final)
         self.actor_ref.stop(block=False)
@@ -180,6 +186,7 @@ def start_tree(
         context=first,
         driver_version=config.driver_version,
     )
+    final: pykka.ThreadingFuture[TreeFinal] = pykka.ThreadingFuture()
     supervisor = HostSupervisor.start(
         host=config.address.key,
         generation=generation,
@@ -189,6 +196,7 @@ def start_tree(
         flag_actor=flags,
         aggregator=aggregator,
         stop_signal=stop_signal,
+        final=final,
     )
     return HostTree(
         generation=generation,
@@ -197,4 +205,5 @@ def start_tree(
         aggregator=aggregator,
         exporter=exporter,
         flag=view,
+        final=final,
     )

@@ -129,7 +129,8 @@ class Connection:
             return False
 
     def close(self) -> None:
-        """Release this connection's lease (idempotent); the last one stops the host's tree."""
+        """Release this connection's lease (idempotent); the last one lets the host's tree linger
+        for `telemetry.idle_linger_ms`, then stop."""
         if self._closed:
             return
         self._closed = True
@@ -254,11 +255,14 @@ def _open(
         if registry is None:
             _refuse(handle, context, "called back from inside telemetry or a logging handler")
             return
-        lease: HostLease = ask(
+        lease: HostLease | None = ask(
             registry,
             Connect(host=address.key, context=context, tree_config=config),
             ASK_TIMEOUT_S,
         )
+        if lease is None:  # the registry is shutting down: a tree now would outlive it
+            _refuse(handle, context, "shutting down")
+            return
         state.shutdown_timeout_s = max(state.shutdown_timeout_s or 0.0, settings.shutdown_timeout_s)
         handle._bind(context, lease)
     except Exception as exc:

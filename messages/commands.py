@@ -35,6 +35,7 @@ __all__ = [
     "FlushTick",
     "HostLease",
     "HostOrigin",
+    "LingerEnded",
     "ListHosts",
     "Pump",
     "RefreshFlag",
@@ -168,8 +169,16 @@ class FacadeDropped:
 
 
 @attrs.frozen(kw_only=True)
+class LingerEnded:
+    """Timer fact: a host's idle tree lingered its time; stop it unless a connect came."""
+
+    host: str
+    generation: int
+
+
+@attrs.frozen(kw_only=True)
 class ListHosts:
-    """Ask the registry for its live, stopping and finished hosts."""
+    """Ask the registry for its live, stopping and finished hosts (a `HostListing`)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -28,6 +28,7 @@ __all__ = [
     "on_own_thread",
     "overflow",
     "overflowed",
+    "own_threads",
     "reentered",
     "state",
 ]
@@ -92,6 +93,11 @@ def on_own_thread() -> bool:
     """True on one of telemetry's own threads (a logging handler or an auth callable running
     there): waiting for our actors from here would wait for ourselves."""
     return threading.current_thread().name.startswith(_OWN_THREADS)
+
+
+def own_threads() -> list[threading.Thread]:
+    """Telemetry's threads alive now (actors and timers)."""
+    return [t for t in threading.enumerate() if t.name.startswith(_OWN_THREADS)]
 
 
 # While a logging handler runs, `logging` holds that handler's lock; an actor of ours that logs
