@@ -36,9 +36,16 @@ from messages.commands import (
     TreeStopped,
     UseConnection,
 )
-from messages.snapshots import BreakerSnapshot, HostHistory, HostListing, ListedTree, TreeFinal
+from messages.snapshots import (
+    RECENT_FINALS,
+    BreakerSnapshot,
+    HostHistory,
+    HostListing,
+    ListedTree,
+    TreeFinal,
+)
 
-__all__ = ["MAX_HOSTS_REMEMBERED", "RECENT_FINALS", "HostEntry", "RegistryActor"]
+__all__ = ["MAX_HOSTS_REMEMBERED", "HostEntry", "RegistryActor"]
 
 logger = logging.getLogger("actors.registry")
 
@@ -47,8 +54,6 @@ _GENERATIONS = itertools.count(1)
 
 MAX_HOSTS_REMEMBERED = 1000
 """Hosts whose history is kept; older ones fold into one process-wide `forgotten` total."""
-RECENT_FINALS = 4
-"""Final snapshots kept per host, for their detail; the rest live on only as totals."""
 
 
 @attrs.define

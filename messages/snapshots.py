@@ -16,6 +16,7 @@ import cattrs
 from messages.accounts import Accounts, snapshot_json
 
 __all__ = [
+    "RECENT_FINALS",
     "BreakerSnapshot",
     "BreakerState",
     "HostHistory",
@@ -23,10 +24,14 @@ __all__ = [
     "ListedTree",
     "TreeFinal",
     "frozen_mapping",
+    "merge_histories",
     "to_json",
 ]
 
 TreeT = TypeVar("TreeT")
+
+RECENT_FINALS = 4
+"""Final snapshots a host's history keeps, for their detail; the rest live on as totals."""
 
 
 def frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -119,6 +124,17 @@ class HostHistory:
     totals: Accounts = attrs.field(factory=Accounts)
     recent: tuple[TreeFinal, ...] = attrs.field(default=(), converter=_finals)
 
+    def plus(self, other: HostHistory) -> HostHistory:
+        """This history and `other` (of the same host, from another registry) together."""
+        return HostHistory(
+            host=self.host,
+            trees=self.trees + other.trees,
+            incomplete=self.incomplete + other.incomplete,
+            exported_logs=self.exported_logs + other.exported_logs,
+            totals=self.totals.plus(other.totals),
+            recent=(*self.recent, *other.recent)[-RECENT_FINALS:],
+        )
+
 
 @attrs.frozen(kw_only=True)
 class ListedTree(Generic[TreeT]):
@@ -128,6 +144,17 @@ class ListedTree(Generic[TreeT]):
     tree: TreeT
     refcount: int
     lingering: bool = False
+
+
+def merge_histories(
+    into: Mapping[str, HostHistory], more: Iterable[HostHistory]
+) -> dict[str, HostHistory]:
+    """`into` with `more` added host by host (totals and counts add up; recent finals join)."""
+    merged = dict(into)
+    for history in more:
+        past = merged.get(history.host)
+        merged[history.host] = history if past is None else past.plus(history)
+    return merged
 
 
 def _listed(value: Iterable[ListedTree[Any]]) -> tuple[ListedTree[Any], ...]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pykka
 
+from actors import registry as registry_module
 from actors._runtime.process import (
     EXIT_MARGIN_S,
     ask,
@@ -30,7 +31,14 @@ from actors.supervisor import HostTree
 from messages.accounts import Accounts, snapshot_json
 from messages.commands import DumpState, Flush, ListHosts, ShutdownAll
 from messages.config import TelemetrySettings
-from messages.snapshots import HostHistory, HostListing, TreeFinal, to_json
+from messages.snapshots import (
+    HostHistory,
+    HostListing,
+    ListedTree,
+    TreeFinal,
+    merge_histories,
+    to_json,
+)
 
 __all__ = ["at_exit", "dump_state", "flush", "shutdown"]
 
@@ -89,36 +97,19 @@ def _listing(
 def _dump_state(timeout_s: float, registry: pykka.ActorRef[Any] | None = None) -> dict[str, Any]:
     """The report; `registry` is the one being shut down (already unpublished), if given."""
     deadline_s = time.monotonic() + timeout_s
-    if registry is None and state.registry is None:
-        return state.last_report or {"hosts": {}, "registry": None}
-    if cannot_wait():
-        return {"hosts": {}, "registry": {"error": "called from telemetry's own thread"}}
-    try:
-        listing = _listing(timeout_s, registry)
-    except Exception as exc:
-        return {"hosts": {}, "registry": {"error": type(exc).__name__}}
+    listing: HostListing[HostTree] | None = None
+    if registry is not None or state.registry is not None:
+        if cannot_wait():
+            return {"hosts": {}, "registry": {"error": "called from telemetry's own thread"}}
+        try:
+            listing = _listing(timeout_s, registry)
+        except Exception as exc:
+            return {"hosts": {}, "registry": {"error": type(exc).__name__}}
     hosts: dict[str, Any] = {}
     trees: dict[str, list[Accounts | None]] = {}
-    for listed in (*listing.live, *listing.stopping):
-        tree = listed.tree
-        actors = _ask_all(_tree_refs(tree), deadline_s)
-        accounts = _accounts_of(actors.get("aggregator"))
-        if accounts is None:  # stopped since the listing: its final accounts take its place
-            accounts = _final_accounts(tree, deadline_s)
-        trees.setdefault(listed.host, []).append(accounts)
-        if listed in listing.stopping and listed.host in hosts:
-            continue  # the live tree's detail is shown; the draining one counts in the totals
-        live = actors.get("aggregator")
-        if isinstance(live, Mapping):  # the one conversion of the accounts record to JSON
-            actors["aggregator"] = snapshot_json(live)
-        hosts[listed.host] = {
-            "live": listed in listing.live,
-            "refcount": listed.refcount,
-            "lingering": listed.lingering,
-            "generation": tree.generation,
-            **actors,
-        }
-    history = {h.host: h for h in listing.history}
+    for listed in () if listing is None else (*listing.live, *listing.stopping):
+        _gather(listed, listed in listing.live if listing else False, hosts, trees, deadline_s)
+    history = merge_histories(state.retired, () if listing is None else listing.history)
     overflow = overflowed()  # refused by a full lane, on drivers' threads
     for host in set(hosts) | set(history) | {h for h, n in overflow.items() if n}:
         entry = hosts.setdefault(host, {"live": False, "refcount": 0})
@@ -126,25 +117,81 @@ def _dump_state(timeout_s: float, registry: pykka.ActorRef[Any] | None = None) -
         entry["finished_generations"] = [to_json(g) for g in past.recent]
         entry["finished_trees"] = past.trees
         entry["finished_exported_logs"] = past.exported_logs
-        full = Accounts.of(
-            received=overflow.get(host, 0),
-            exported=0,
-            dropped={"queue_full": overflow.get(host, 0)},
-            pending=0,
-        )
+        refused = overflow.get(host, 0)
+        full = Accounts.of(received=refused, exported=0, dropped={"queue_full": refused}, pending=0)
         entry["accounting"] = _accounting(
             full.plus(past.totals), trees.get(host, []), past.incomplete
         )
-    stopping = [f"{t.host}#{t.tree.generation}" for t in listing.stopping]
-    counts = {
-        "stopping": stopping,
+    return {"hosts": hosts, "registry": _counts(listing)}
+
+
+def _gather(
+    listed: ListedTree[HostTree],
+    live: bool,
+    hosts: dict[str, Any],
+    trees: dict[str, list[Accounts | None]],
+    deadline_s: float,
+) -> None:
+    """Ask one tree's actors; its accounts join the host's, its detail shows unless live's does."""
+    tree = listed.tree
+    actors = _ask_all(_tree_refs(tree), deadline_s)
+    accounts = _accounts_of(actors.get("aggregator"))
+    if accounts is None:  # stopped since the listing: its final accounts take its place
+        accounts = _final_accounts(tree, deadline_s)
+    trees.setdefault(listed.host, []).append(accounts)
+    if not live and listed.host in hosts:
+        return  # the live tree's detail is shown; the draining one counts in the totals
+    aggregator = actors.get("aggregator")
+    if isinstance(aggregator, Mapping):  # the one conversion of the accounts record to JSON
+        actors["aggregator"] = snapshot_json(aggregator)
+    hosts[listed.host] = {
+        "live": live,
+        "refcount": listed.refcount,
+        "lingering": listed.lingering,
+        "generation": tree.generation,
+        **actors,
+    }
+
+
+def _counts(listing: HostListing[HostTree] | None) -> dict[str, Any] | None:
+    if listing is None:
+        return state.retired_counts
+    forgotten = listing.forgotten.plus(state.retired_forgotten)
+    return {
+        "stopping": [f"{t.host}#{t.tree.generation}" for t in listing.stopping],
         "connects": listing.connects,
         "disconnects": listing.disconnects,
         "handler_errors": listing.handler_errors,
-        "hosts_forgotten": listing.forgotten_hosts,
-        "forgotten": listing.forgotten.as_json(),
+        "hosts_forgotten": listing.forgotten_hosts + state.retired_forgotten_hosts,
+        "forgotten": forgotten.as_json(),
     }
-    return {"hosts": hosts, "registry": counts}
+
+
+def _retire(listing: HostListing[HostTree]) -> None:
+    """Keep what a registry that was shut down counted (under the lock: pure data)."""
+    overflow = overflowed()
+    refused = [
+        HostHistory(
+            host=host,
+            totals=Accounts.of(received=n, exported=0, dropped={"queue_full": n}, pending=0),
+        )
+        for host, n in overflow.items()
+        if n
+    ]
+    counts = _counts(listing)  # before this registry's forgotten hosts join the retired ones
+    retired = merge_histories(state.retired, (*listing.history, *refused))
+    forgotten, forgotten_hosts = listing.forgotten, listing.forgotten_hosts
+    while len(retired) > registry_module.MAX_HOSTS_REMEMBERED:
+        forgotten = forgotten.plus(retired.pop(next(iter(retired))).totals)
+        forgotten_hosts += 1
+    state.retired = retired
+    state.retired_forgotten = state.retired_forgotten.plus(forgotten)
+    state.retired_forgotten_hosts += forgotten_hosts
+    state.overflowed = {}
+    if counts is not None:
+        counts["forgotten"] = state.retired_forgotten.as_json()
+        counts["hosts_forgotten"] = state.retired_forgotten_hosts
+    state.retired_counts = counts
 
 
 def _final_accounts(tree: HostTree, deadline_s: float) -> Accounts | None:
@@ -235,16 +282,19 @@ def shutdown(timeout_s: float | None = None) -> bool:
         logger.debug("telemetry: shutdown did not finish in %.3f s", timeout_s, exc_info=True)
         clean = False
     with guarded(lock=True):
-        if state.registry is registry:  # drops told from now on are counted without a registry
+        owner = state.registry is registry
+        if owner:  # drops told from now on are counted without a registry
             state.registry = None
+    if not owner:  # another shutdown() retires this registry
+        return clean
     try:
-        state.last_report = _dump_state(max(0.05, deadline_s - time.monotonic()), registry)
+        listing = _listing(max(0.05, deadline_s - time.monotonic()), registry)
+        with guarded(lock=True):
+            _retire(listing)
         registry.stop(block=True, timeout=max(0.01, deadline_s - time.monotonic()))
     except Exception:
         logger.debug("telemetry: registry stop failed", exc_info=True)
-    with guarded(lock=True):
-        if state.registry is None:
-            state.overflowed = {}  # counted in last_report; the trees' lanes are closed now
+        clean = False
     _release(ours, deadline_s)
     return clean
 
@@ -259,7 +309,10 @@ def _release(threads: list[threading.Thread], deadline_s: float) -> None:
             logger.debug("telemetry: pool clear failed", exc_info=True)
     for thread in threads:
         if thread is not threading.current_thread():
-            thread.join(max(0.0, deadline_s - time.monotonic()))
+            try:
+                thread.join(max(0.0, deadline_s - time.monotonic()))
+            except RuntimeError:  # still starting when listed: not one of the trees stopped
+                continue
 
 
 def at_exit() -> None:

@@ -13,7 +13,9 @@ from typing import Any
 
 import pykka
 
+from messages.accounts import Accounts
 from messages.commands import FacadeDropped
+from messages.snapshots import HostHistory
 
 __all__ = [
     "ASK_TIMEOUT_S",
@@ -53,7 +55,13 @@ class ProcessState:
         # The largest shutdown timeout of any connection opened; None until one is.
         self.shutdown_timeout_s: float | None = None
         self.exit_hook = False
-        self.last_report: dict[str, Any] | None = None
+        # What registries that were shut down left: per-host totals (bounded, the oldest hosts
+        # folded into `retired_forgotten`) and the last one's counts. Written by the one
+        # `shutdown()` that unpublished that registry, under the lock (pure data, nothing logs).
+        self.retired: dict[str, HostHistory] = {}
+        self.retired_forgotten = Accounts()
+        self.retired_forgotten_hosts = 0
+        self.retired_counts: dict[str, Any] | None = None
         # Events told with no registry to count them: next() on a C counter is atomic, no lock.
         self.unrouted = itertools.count()
         # Events a full lane refused, per host: counted on the driver's thread without a message
