@@ -13,12 +13,14 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import math
 import time
 from typing import Any
 
 import attrs
 
 from actors._runtime.base import GuardedActor
+from actors._runtime.process import FastLease, state
 from actors._runtime.timer import Timer, TimerHandle
 from actors.feature_flags import FlagView
 from actors.supervisor import HostTree, TreeConfig, start_tree
@@ -51,6 +53,8 @@ logger = logging.getLogger("actors.registry")
 
 # Process-wide, so a lease from before a shutdown never matches a tree started after it.
 _GENERATIONS = itertools.count(1)
+
+_REUSE_MARGIN_S = 0.5
 
 MAX_HOSTS_REMEMBERED = 1000
 """Hosts whose history is kept; older ones fold into one process-wide `forgotten` total."""
@@ -123,30 +127,38 @@ class RegistryActor(GuardedActor):
             return None
         self._connects += 1
         entry = self._hosts.get(message.host)
-        if entry is None:
-            generation = next(_GENERATIONS)
-            tree = start_tree(
-                message.tree_config,
-                generation,
-                self.actor_ref,
-                message.context,
-                cached_flag=self._flag_cache.get(message.host),
-                breaker_state=self._breakers.get(message.host),
-            )
-            entry = self._hosts[message.host] = HostEntry(
-                tree=tree, config=message.tree_config, connections=set()
-            )
+        if entry is None or entry.tree.generation != (message.reuse or entry.tree.generation):
+            if message.tree_config is None:  # told by a connect that took a published lease
+                return None  # that tree is stopping: the connection's events are counted there
+            entry = self._start(message, message.tree_config)
         else:
             if entry.linger is not None:
                 entry.linger.cancel()
                 entry.linger = None
             entry.tree.supervisor.tell(UseConnection(context=message.context))
         entry.connections.add(message.context.connection_id)
-        return HostLease(
+        lease = HostLease(
             generation=entry.tree.generation,
             aggregator=entry.tree.aggregator,
             flag=entry.tree.flag,
         )
+        # Only the published registry publishes leases, and only for a tree that lingers long
+        # enough for a connect told on a stale read to reach this inbox before the linger ends.
+        if state.registry is self.actor_ref and entry.config.settings.idle_linger_s >= 0.1:
+            state.leases[message.host] = FastLease(lease, math.inf)
+        return lease
+
+    def _start(self, message: Connect, config: TreeConfig) -> HostEntry:
+        tree = start_tree(
+            config,
+            next(_GENERATIONS),
+            self.actor_ref,
+            message.context,
+            cached_flag=self._flag_cache.get(message.host),
+            breaker_state=self._breakers.get(message.host),
+        )
+        entry = self._hosts[message.host] = HostEntry(tree=tree, config=config, connections=set())
+        return entry
 
     def _tree_stopped(self, host: str, final: TreeFinal) -> None:
         self._stopping.pop((host, final.generation), None)
@@ -201,6 +213,12 @@ class RegistryActor(GuardedActor):
             return
         if self._timer is None:
             self._timer = Timer("registry")
+        fast = state.leases.get(message.host)
+        if fast is not None:
+            margin_s = min(_REUSE_MARGIN_S, linger_s / 2)
+            state.leases[message.host] = FastLease(
+                fast.lease, time.monotonic() + linger_s - margin_s
+            )
         entry.linger = self._timer.schedule(
             linger_s,
             self.actor_ref,
@@ -209,6 +227,7 @@ class RegistryActor(GuardedActor):
 
     def _stop_host(self, host: str, deadline_s: float) -> None:
         entry = self._hosts.pop(host)
+        state.leases.pop(host, None)  # before the Stop: later connects ask
         if entry.linger is not None:
             entry.linger.cancel()
         self._flag_cache[host] = entry.tree.flag

@@ -105,8 +105,8 @@ class HostSupervisor(GuardedActor):
                 # The grace starts now, not at the deadline: a timer running late (a busy GIL)
                 # would otherwise deliver both at once and lose the aggregator's final accounts.
                 self._timer.schedule(_FINALIZE_GRACE_S, self.actor_ref, _Finalize())
-            case Drained(snapshot=snapshot):
-                self._finish(snapshot)
+            case Drained(snapshot=snapshot, breaker=breaker):
+                self._finish(snapshot, breaker)
             case _Finalize():
                 self._finish(None)
             case DumpState():
@@ -115,13 +115,13 @@ class HostSupervisor(GuardedActor):
                 logger.debug("supervisor: unexpected message %r", type(message))
         return None
 
-    def _finish(self, snapshot: Mapping[str, Any] | None) -> None:
+    def _finish(
+        self, snapshot: Mapping[str, Any] | None, breaker: BreakerSnapshot | None = None
+    ) -> None:
         if self._finished:
             return
         self._finished = True
-        final = TreeFinal(
-            generation=self._generation, snapshot=snapshot, breaker=_final_breaker(snapshot)
-        )
+        final = TreeFinal(generation=self._generation, snapshot=snapshot, breaker=breaker)
         for child in self._children:
             child.stop(block=False)
         self._timer.stop(timeout_s=0.0)
@@ -142,13 +142,6 @@ class HostSupervisor(GuardedActor):
             "timer_alive": self._timer.alive,
             "handler_errors": self.handler_errors,
         }
-
-
-def _final_breaker(accounts: Mapping[str, Any] | None) -> BreakerSnapshot | None:
-    """The exporter's last breaker, which the aggregator's final accounts carry."""
-    exporter = accounts.get("exporter") if accounts is not None else None
-    breaker = exporter.get("breaker") if isinstance(exporter, Mapping) else None
-    return breaker if isinstance(breaker, BreakerSnapshot) else None
 
 
 def start_tree(

@@ -20,6 +20,7 @@ from messages.snapshots import HostHistory
 __all__ = [
     "ASK_TIMEOUT_S",
     "EXIT_MARGIN_S",
+    "FastLease",
     "ProcessState",
     "ask",
     "cannot_wait",
@@ -39,6 +40,21 @@ logger = logging.getLogger("actors")
 
 ASK_TIMEOUT_S = 2.0
 EXIT_MARGIN_S = 0.1
+
+
+class FastLease:
+    """A live tree's lease a connect may take without asking the registry, until `reuse_until`.
+
+    Published only by the registry's thread (replaced, never changed). `reuse_until` (monotonic)
+    is infinite while the tree has connections and ends a margin before an idle tree's linger
+    does: a connect told before then reaches the registry's inbox ahead of the linger's end.
+    """
+
+    __slots__ = ("lease", "reuse_until")
+
+    def __init__(self, lease: Any, reuse_until: float) -> None:
+        self.lease = lease
+        self.reuse_until = reuse_until
 
 
 class ProcessState:
@@ -67,6 +83,10 @@ class ProcessState:
         # Events a full lane refused, per host: counted on the driver's thread without a message
         # (a flood must not move its backlog into the registry's inbox); read by dump_state.
         self.overflowed: dict[str, itertools.count[int]] = {}
+        # Leases of live trees by host, written only by the published registry's thread (one
+        # writer, whole entries replaced); `connect()` reads them: a stale read is one the
+        # registry's inbox order makes safe (see `FastLease`).
+        self.leases: dict[str, FastLease] = {}
 
 
 state = ProcessState()
@@ -162,6 +182,7 @@ def _after_fork_in_child() -> None:
     state.registry = None
     state.pool = None
     state.overflowed = {}
+    state.leases = {}
     state.epoch += 1
 
 

@@ -51,8 +51,13 @@ RETRYABLE_DROPS = frozenset({"export_failed", "breaker_open", "shutdown_timeout"
 
 
 def matrix_settings(**overrides: Any) -> actors.TelemetrySettings:
-    """The brief's short settings; a low breaker threshold so five-odd batches can open it."""
+    """The brief's short settings; a low breaker threshold so five-odd batches can open it.
+
+    Connections with the same credentials share batches, so small batches give the workload
+    the several batches (and failures) a fault needs to show retries and the breaker.
+    """
     values: dict[str, Any] = {
+        "batch_size": 2,
         "breaker_threshold": 2,
         "rate_limit_per_s": 500.0,
         "rate_limit_burst": 100,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -240,3 +241,31 @@ def test_connect_tell_shutdown_rounds_from_several_threads_end_at_the_baseline_e
     total = accounting["told"] + dump["dropped_without_registry"] - unrouted_before
     assert total == sum(told), (accounting, dump["dropped_without_registry"])
     assert accounting["balanced"] and accounting["pending"] == 0
+
+
+def test_the_readme_pattern_at_40_connections_a_second_drops_nothing_at_the_defaults(
+    make_endpoint: Make,
+) -> None:
+    """A connection per request, an auth lambda each, 12 events each (bench/churn.py: 15 s)."""
+    endpoint = make_endpoint()
+    told, n = 0, 0
+    pause = threading.Event()
+    start = time.monotonic()
+    while n < 60:  # 1.5 s at 40/s
+        connection = actors.connect(
+            endpoint.url, driver=DRIVER, auth=lambda: {"Authorization": f"Bearer {TOKEN}"}
+        )
+        sid = f"pattern.{n}"
+        connection.tell(ev.ConnectionOpened(session_id=sid, latency_ms=1.0))
+        for k in range(5):
+            connection.tell(ev.StatementStarted(session_id=sid, statement_id=f"{sid}.{k}"))
+            connection.tell(ev.StatementCompleted(statement_id=f"{sid}.{k}"))
+        connection.tell(ev.ConnectionClosed(session_id=sid))
+        connection.close()
+        told, n = told + 12, n + 1
+        pause.wait(max(0.0, start + n / 40 - time.monotonic()))
+    assert actors.flush(5.0)
+    accounting = actors.dump_state()["hosts"][endpoint.host_port]["accounting"]
+    assert_balanced(accounting, told)
+    assert accounting["dropped"] == {} and accounting["exported"] == told
+    assert posts(endpoint) <= 20  # the burst: batches shared across connections
