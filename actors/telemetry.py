@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import re
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
-
-import attrs
 
 from actors._export.file_sink import FileTransport
 from actors._export.http import (
@@ -49,7 +45,7 @@ from messages.commands import (
     Disconnect,
     HostLease,
 )
-from messages.config import KILL_SWITCH_ENV, TelemetrySettings, env_var_name
+from messages.config import TelemetrySettings
 from messages.sysconfig import DriverInfo, system_configuration
 
 __all__ = ["Connection", "connect", "dump_state", "flush", "shutdown"]
@@ -216,53 +212,10 @@ def connect(
     """
     address = check_setup(host, driver, settings, auth, properties, http_path, session)
     if settings is None:
-        settings = _settings_of(properties)
+        settings = startup.settings_of(properties)
     handle = Connection(address.key, (address, driver, auth, http_path, settings, session))
     _open(handle, address, driver, auth, http_path, settings, session)
     return handle
-
-
-_ENV_NAMES = (
-    *(
-        name
-        for field in attrs.fields(TelemetrySettings)
-        for name in (env_var_name(field.metadata["key"]), field.metadata["otel"])
-        if name
-    ),
-    KILL_SWITCH_ENV,
-)
-_ENV_KEYS = tuple(os.fsencode(name) for name in _ENV_NAMES)
-_SETTINGS_CACHE: dict[Any, TelemetrySettings] = {}
-_SETTINGS_CACHE_MAX = 64
-
-
-def _settings_of(properties: Mapping[str, object] | None) -> TelemetrySettings:
-    """`TelemetrySettings.from_sources`, remembered for the same properties and environment.
-
-    Resolving 36 settings from the environment costs more than the rest of a connect; a
-    short-lived connection with the same properties and environment as the last gets the same
-    (immutable) settings. The environment is read anew each time (only our variables), so a
-    change takes effect at the next connect.
-    """
-    data = getattr(os.environ, "_data", None)  # POSIX: the bytes dict behind os.environ
-    try:
-        if not isinstance(data, dict):
-            raise TypeError("no raw environment")
-        env = tuple(data.get(key) for key in _ENV_KEYS)
-        props = () if properties is None else tuple(sorted(properties.items()))
-        key = (props, env)
-        cached = _SETTINGS_CACHE.get(key)
-    except Exception:  # unhashable or unsortable properties: resolve without the cache
-        return TelemetrySettings.from_sources(properties)
-    if cached is None:
-        environ = {
-            name: os.fsdecode(v) for name, v in zip(_ENV_NAMES, env, strict=True) if v is not None
-        }
-        cached = TelemetrySettings.from_sources(properties, environ)
-        if len(_SETTINGS_CACHE) >= _SETTINGS_CACHE_MAX:
-            _SETTINGS_CACHE.clear()
-        _SETTINGS_CACHE[key] = cached
-    return cached
 
 
 def _open(
@@ -288,7 +241,9 @@ def _open(
     except Exception:  # checked input cannot fail here; if it does, no telemetry, no raise
         logger.debug("telemetry: no context for %s", address.key, exc_info=True)
         return
-    if _reuse(handle, context, address.key):
+    published = startup.published_lease(context)
+    if published is not None:  # the host's tree is live or lingers: no wait for the registry
+        handle._bind(context, published)
         return
     try:
         config = TreeConfig(
@@ -318,24 +273,6 @@ def _open(
         # e.g. no new threads at interpreter shutdown (3.12.1, gh-113964), or a registry that
         # did not answer in time
         _refuse(handle, context, type(exc).__name__)
-
-
-def _reuse(handle: Connection, context: ConnectionContext, host: str) -> bool:
-    """Take a live tree's published lease without waiting for the registry; True if taken.
-
-    The registry is told the connect (it counts the lease as if asked); the inbox order makes
-    this safe while the lease's `reuse_until` has not passed (see `process.FastLease`).
-    """
-    fast, registry = state.leases.get(host), state.registry
-    if fast is None or registry is None or fast.reuse_until <= time.monotonic():
-        return False
-    lease: HostLease = fast.lease
-    try:
-        registry.tell(Connect(host=host, context=context, tree_config=None, reuse=lease.generation))
-    except Exception:  # the registry has stopped: ask the next one
-        return False
-    handle._bind(context, lease)
-    return True
 
 
 def _on_registry_thread() -> bool:

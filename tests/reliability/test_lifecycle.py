@@ -269,3 +269,18 @@ def test_the_readme_pattern_at_40_connections_a_second_drops_nothing_at_the_defa
     assert_balanced(accounting, told)
     assert accounting["dropped"] == {} and accounting["exported"] == told
     assert posts(endpoint) <= 20  # the burst: batches shared across connections
+
+
+def test_settings_resolved_for_a_connect_follow_the_environment_at_each_connect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from actors._runtime.startup import settings_of
+
+    monkeypatch.setenv("DATABRICKS_TELEMETRY_BATCH_SIZE", "7")
+    assert settings_of({"telemetry.flush_interval_ms": "300"}).batch_size == 7
+    assert settings_of({"telemetry.flush_interval_ms": "300"}).flush_interval_ms == 300
+    monkeypatch.setenv("DATABRICKS_TELEMETRY_BATCH_SIZE", "9")
+    assert settings_of({"telemetry.flush_interval_ms": "300"}).batch_size == 9
+    monkeypatch.setenv("DATABRICKS_TELEMETRY_DISABLED", "1")  # the kill switch
+    assert settings_of({"telemetry.flush_interval_ms": "300"}).enabled is False
+    assert settings_of({"unhashable": ["x"]}).batch_size == 9  # resolved without the cache
