@@ -284,3 +284,19 @@ def test_settings_resolved_for_a_connect_follow_the_environment_at_each_connect(
     monkeypatch.setenv("DATABRICKS_TELEMETRY_DISABLED", "1")  # the kill switch
     assert settings_of({"telemetry.flush_interval_ms": "300"}).enabled is False
     assert settings_of({"unhashable": ["x"]}).batch_size == 9  # resolved without the cache
+
+
+def test_failing_driver_connects_share_one_lingering_tree(make_endpoint: Make) -> None:
+    """A driver whose connect keeps failing (a wrong path here) starts no tree per attempt."""
+    import sqlite3
+
+    endpoint = make_endpoint()
+    db = actors.instrument(sqlite3, host=endpoint.url, auth=bearer(TOKEN))
+    for _ in range(20):
+        with pytest.raises(sqlite3.OperationalError):
+            db.connect("/nonexistent-dir/x.db")
+    report = actors.dump_state()["hosts"][endpoint.host_port]
+    assert report["live"] and report["finished_trees"] == 0 and report["lingering"]
+    assert actors.flush(5.0)
+    accounting = actors.dump_state()["hosts"][endpoint.host_port]["accounting"]
+    assert accounting["told"] > 0 and accounting["exported"] == accounting["told"]
