@@ -300,3 +300,23 @@ def test_failing_driver_connects_share_one_lingering_tree(make_endpoint: Make) -
     assert actors.flush(5.0)
     accounting = actors.dump_state()["hosts"][endpoint.host_port]["accounting"]
     assert accounting["told"] > 0 and accounting["exported"] == accounting["told"]
+
+
+def test_after_shutdown_no_file_of_ours_is_open(tmp_path: Any) -> None:
+    path = str(tmp_path / "telemetry.jsonl")
+    settings = fast_settings(sink="file", file_path=path, force_enable=True)
+    connection = actors.connect("https://file-sink.example", driver=DRIVER, settings=settings)
+    told = session(connection, "file.1")
+    connection.close()
+    assert actors.shutdown(3.0)
+    open_files = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            open_files.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue
+    assert path not in open_files
+    assert own_threads() == []
+    assert_balanced(actors.dump_state()["hosts"]["file-sink.example"]["accounting"], told)
+    with open(path, encoding="utf-8") as written:
+        assert sum(1 for _ in written) >= 1
