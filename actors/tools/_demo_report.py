@@ -36,7 +36,8 @@ def report_of(
         generations = sorted(
             host.get("finished_generations", []), key=lambda g: g.get("generation", 0)
         )
-        exported_logs = sum(g.get("exported_logs", 0) for g in generations)
+        # every stopped tree is in the host's totals; only the last few finals are kept in full
+        exported_logs = host.get("finished_exported_logs", 0)
         stored = ep.store.count(ep.host_port)
         # A request cut off by the shutdown deadline may still have been stored: such logs are
         # counted as dropped (shutdown_timeout) by the client, so the store may hold a few more.
@@ -52,7 +53,7 @@ def report_of(
                 "requests": ep.stats()["requests"],
             },
             "accounting": accounting,
-            "generations": len(generations),
+            "generations": host.get("finished_trees", len(generations)),
             "exported_logs": exported_logs,
             "store_matches_accounting": exported_logs <= stored <= exported_logs + unconfirmed,
             "final_dump": generations[-1] if generations else {},
