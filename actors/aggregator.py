@@ -215,13 +215,15 @@ class AggregatorActor(GuardedActor):
         self._forward.append(flush)
         self._send_batches()
 
-    def _send_batches(self) -> None:
+    def _send_batches(self, force: bool = False) -> None:
         """Hand batches to the exporter, never more than `max_pending_batches` unsettled.
 
         While a flush or the drain waits, what is handed over is pushed past the rate limit,
         and the waiting commands go on to the exporter once nothing is left queued here.
+        A backed-up exporter gets fewer, larger batches (`ExportQueue.take`) unless `force`d.
         """
-        batches = self._queue.take(self.actor_ref) if self._flag else []
+        force = force or bool(self._forward)
+        batches = self._queue.take(self.actor_ref, force) if self._flag else []
         for batch in batches:
             self._exporter.tell(batch)
         if self._forward and self._queue.logs:  # more to come: push what the exporter has now
@@ -238,7 +240,7 @@ class AggregatorActor(GuardedActor):
 
     def _on_tick(self) -> None:
         self._schedule_tick()
-        self._send_batches()
+        self._send_batches(force=True)
 
     def _schedule_tick(self) -> None:
         self._tick = self._timer.schedule(

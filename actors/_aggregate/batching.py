@@ -102,12 +102,29 @@ class ExportQueue:
         """Whether a whole batch waits."""
         return len(self.logs) >= self._settings.batch_size
 
-    def take(self, reply_to: Teller) -> list[ExportBatch]:
-        """Batches to hand to the exporter now, as many as `room` allows."""
+    def backed_up(self) -> bool:
+        """Whether half the exporter's batches (two at least) are unsettled: the rate limit
+        holds them back."""
+        return len(self.in_export) >= max(2, (self._settings.max_pending_batches + 1) // 2)
+
+    def take(self, reply_to: Teller, force: bool = False) -> list[ExportBatch]:
+        """Batches to hand to the exporter now, as many as `room` allows.
+
+        While the exporter is `backed_up()`, what waits coalesces instead: nothing goes until
+        three quarters of `max_queued_logs` wait (or `force`: a flush, the drain, the interval),
+        and then in batches of up to `max_queued_logs`, which the exporter cuts to its body cap.
+        So the rate limit's requests carry more logs each before the queue can overflow.
+        """
         out: list[ExportBatch] = []
         if self.room <= 0 or not self.logs:
             return out
-        batches = take_batches(self.logs, self._settings.batch_size)
+        size = self._settings.batch_size
+        if self.backed_up():
+            limit = self._settings.max_queued_logs
+            if not force and len(self.logs) * 4 < limit * 3:
+                return out
+            size = max(size, limit)
+        batches = take_batches(self.logs, size)
         for context, items in batches:
             batch_id = next(self._batch_ids)
             counts = tuple(n for _, n in items)

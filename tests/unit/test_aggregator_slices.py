@@ -11,7 +11,7 @@ from actors._aggregate.slicing import BASE_S, MAX_S, slice_budget_s
 from actors._runtime.lane import LANE_WAKE
 from actors._runtime.timer import Timer
 from messages.accounts import snapshot_json
-from messages.commands import DumpState, ExportBatch
+from messages.commands import DumpState, ExportBatch, Flush
 from messages.events import ConnectionOpened
 
 pytest_plugins = ["test_aggregator_actor"]
@@ -84,3 +84,45 @@ def test_events_told_while_slices_are_pending_are_folded_too(
     agg.tell(make_context(7), ConnectionOpened(session_id="late"))
     batches = agg.exporter.wait_for(ExportBatch, count=3, timeout_s=10.0)
     assert sum(len(batch.logs) for batch in batches) == 300
+
+
+# --- coalescing while the exporter is backed up ---------------------------------------------------
+
+
+def test_a_backed_up_exporter_gets_fewer_larger_batches_and_nothing_overflows(
+    start: Callable[..., Harness],
+) -> None:
+    # Nothing settles (the rate limit holds every batch): 4 slots of 10 and 40 queued would hold
+    # 80 logs and drop 20 as queue_full; coalesced, the last two slots carry 30 each.
+    agg = start(batch_size=10, max_pending_batches=4, max_queued_logs=40)
+    agg.flag(True)
+    agg.tell(make_context(), *[ConnectionOpened(session_id=f"s-{i}") for i in range(100)])
+    state = dump(agg)
+    assert state["dropped"] == {}
+    assert [len(batch.logs) for batch in agg.batches()] == [10, 10, 30, 30]
+    assert (state["received"], state["pending"]) == (100, 100)
+    assert state["queued_logs"] == 20
+
+
+def test_a_flush_sends_what_coalesces_at_once(start: Callable[..., Harness]) -> None:
+    agg = start(batch_size=10, max_pending_batches=4, max_queued_logs=40)
+    agg.flag(True)
+    agg.tell(make_context(), *[ConnectionOpened(session_id=f"s-{i}") for i in range(25)])
+    assert [len(batch.logs) for batch in agg.batches()] == [10, 10]  # 5 wait to coalesce
+    agg.ref.tell(Flush(reply=None))
+    assert [len(batch.logs) for batch in agg.batches()] == [10, 10, 5]
+
+
+def test_batches_stay_at_batch_size_while_the_exporter_keeps_up(
+    start: Callable[..., Harness],
+) -> None:
+    agg = start(batch_size=10, max_pending_batches=4, max_queued_logs=40)
+    agg.flag(True)
+    for round_ in range(5):
+        agg.tell(
+            make_context(), *[ConnectionOpened(session_id=f"s-{round_}-{i}") for i in range(10)]
+        )
+        (batch,) = agg.batches()[round_:]
+        assert len(batch.logs) == 10
+        agg.settle(batch)
+    assert dump(agg)["exported"] == 50
