@@ -19,7 +19,7 @@ from actors._aggregate.batching import ExportQueue
 from actors._aggregate.drain import DrainState, Phase
 from actors._aggregate.folding import Emitted, Folder
 from actors._aggregate.ledger import Ledger, Place
-from actors._aggregate.slicing import CHUNK, slice_budget_s
+from actors._aggregate.slicing import fold_slice
 from actors._aggregate.statements import build_log
 from actors._aggregate.validation import invalid_reason
 from actors._runtime.base import GuardedActor
@@ -45,7 +45,6 @@ logger = logging.getLogger("actors.aggregator")
 # While driver events keep arriving the aggregator looks at its lane this often, so driver
 # threads need not wake it per event; a quiet lane goes back to being woken by the next one.
 _LANE_INTERVAL_S = 0.005
-_perf = time.perf_counter
 
 
 class _LaneTick:
@@ -159,11 +158,7 @@ class AggregatorActor(GuardedActor):
         lane = self._lane
         if not len(lane) and lane.quiet():
             return
-        started = _perf()
-        budget_s = slice_budget_s(len(lane), lane.capacity)
-        while self._receive_all(lane.take(CHUNK)) and _perf() - started < budget_s:
-            pass
-        if len(lane):
+        if fold_slice(lane, self._receive_all):
             if not self._slice_pending:
                 self._slice_pending = True
                 self._stats["lane_slices_deferred"] += 1

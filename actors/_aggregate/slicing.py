@@ -10,7 +10,11 @@ before the lane overflows: throughput and the bounded lane hold.
 
 from __future__ import annotations
 
-__all__ = ["BASE_S", "CHUNK", "MAX_S", "slice_budget_s"]
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["BASE_S", "CHUNK", "MAX_S", "fold_slice", "slice_budget_s"]
 
 BASE_S = 0.0002
 MAX_S = 0.004
@@ -24,3 +28,15 @@ def slice_budget_s(backlog: int, capacity: int) -> float:
         return BASE_S
     share = min(1.0, (backlog - low) / max(1, capacity // 2 - low))
     return BASE_S + share * (MAX_S - BASE_S)
+
+
+def fold_slice(lane: Any, receive: Callable[[list[Any]], int]) -> bool:
+    """Hand `receive` the lane's items, `CHUNK` at a time, for one slice; whether more wait.
+
+    `lane` is the aggregator's `EventLane` (`take(limit)`, `len()`, `capacity`).
+    """
+    started = time.perf_counter()
+    budget_s = slice_budget_s(len(lane), lane.capacity)
+    while receive(lane.take(CHUNK)) and time.perf_counter() - started < budget_s:
+        pass
+    return bool(len(lane))
