@@ -66,6 +66,7 @@ class ExportQueue:
         self._settings = settings
         self.logs: collections.deque[Queued] = collections.deque()
         self.in_export: dict[int, int] = {}
+        self._export_logs: dict[int, int] = {}  # logs per unsettled batch
         self._batch_ids = itertools.count(1)
 
     def add(self, context: ConnectionContext, log: FrontendLog, events: int, held: bool) -> bool:
@@ -92,6 +93,7 @@ class ExportQueue:
         for events in self.in_export.values():
             self._ledger.drop(reason, events, Place.IN_EXPORT)
         self.in_export.clear()
+        self._export_logs.clear()
 
     @property
     def room(self) -> int:
@@ -112,23 +114,30 @@ class ExportQueue:
 
         While the exporter is `backed_up()`, what waits coalesces instead: nothing goes until
         three quarters of `max_queued_logs` wait (or `force`: a flush, the drain, the interval),
-        and then in batches of up to `max_queued_logs`, which the exporter cuts to its body cap.
-        So the rate limit's requests carry more logs each before the queue can overflow.
+        and then one batch of up to `max_queued_logs`, which the exporter cuts to its body cap.
+        So the rate limit's requests carry more logs each before the queue can overflow. The
+        exporter never holds more than ``max_pending_batches x batch_size`` logs in all, so the
+        tree's bound on held events stays what it was without coalescing.
         """
         out: list[ExportBatch] = []
-        if self.room <= 0 or not self.logs:
+        settings = self._settings
+        budget = settings.max_pending_batches * settings.batch_size - sum(
+            self._export_logs.values()
+        )
+        if self.room <= 0 or not self.logs or budget <= 0:
             return out
-        size = self._settings.batch_size
-        if self.backed_up():
-            limit = self._settings.max_queued_logs
-            if not force and len(self.logs) * 4 < limit * 3:
+        size = settings.batch_size
+        coalesce = self.backed_up()
+        if coalesce:
+            if not force and len(self.logs) * 4 < settings.max_queued_logs * 3:
                 return out
-            size = max(size, limit)
+            size = min(max(size, settings.max_queued_logs), budget)
         batches = take_batches(self.logs, size)
         for context, items in batches:
             batch_id = next(self._batch_ids)
             counts = tuple(n for _, n in items)
             self.in_export[batch_id] = sum(counts)
+            self._export_logs[batch_id] = len(items)
             self._ledger.move(Place.QUEUED, Place.IN_EXPORT, sum(counts))
             logs = tuple(log for log, _ in items)
             out.append(
@@ -140,7 +149,7 @@ class ExportQueue:
                     reply_to=reply_to,
                 )
             )
-            if self.room <= 0:
+            if self.room <= 0 or coalesce:
                 batches.close()  # what it did not hand out goes back to the queue
                 break
         return out
@@ -148,6 +157,7 @@ class ExportQueue:
     def settle(self, settled: BatchSettled) -> bool:
         """Count a settled batch; False if it was already abandoned (and counted)."""
         events = self.in_export.pop(settled.batch_id, None)
+        self._export_logs.pop(settled.batch_id, None)
         if events is None:
             return False
         self._ledger.export(settled.exported_events)

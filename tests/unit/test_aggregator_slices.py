@@ -89,19 +89,22 @@ def test_events_told_while_slices_are_pending_are_folded_too(
 # --- coalescing while the exporter is backed up ---------------------------------------------------
 
 
-def test_a_backed_up_exporter_gets_fewer_larger_batches_and_nothing_overflows(
+def test_a_backed_up_exporter_gets_fewer_larger_batches_within_the_same_bound(
     start: Callable[..., Harness],
 ) -> None:
-    # Nothing settles (the rate limit holds every batch): 4 slots of 10 and 40 queued would hold
-    # 80 logs and drop 20 as queue_full; coalesced, the last two slots carry 30 each.
+    # Nothing settles (the rate limit holds every batch). Once two wait, the queue coalesces
+    # into one larger batch, but the exporter never holds more than 4 x 10 logs in all.
     agg = start(batch_size=10, max_pending_batches=4, max_queued_logs=40)
     agg.flag(True)
-    agg.tell(make_context(), *[ConnectionOpened(session_id=f"s-{i}") for i in range(100)])
+    agg.tell(make_context(), *[ConnectionOpened(session_id=f"s-{i}") for i in range(60)])
     state = dump(agg)
     assert state["dropped"] == {}
-    assert [len(batch.logs) for batch in agg.batches()] == [10, 10, 30, 30]
-    assert (state["received"], state["pending"]) == (100, 100)
-    assert state["queued_logs"] == 20
+    assert [len(batch.logs) for batch in agg.batches()] == [10, 10, 20]
+    assert (state["received"], state["pending"], state["queued_logs"]) == (60, 60, 20)
+    for batch in agg.batches()[:2]:
+        agg.settle(batch)  # one left unsettled: the exporter keeps up, batch_size again
+    assert [len(batch.logs) for batch in agg.batches()] == [10, 10, 20, 10, 10]
+    assert dump(agg)["queued_logs"] == 0
 
 
 def test_a_flush_sends_what_coalesces_at_once(start: Callable[..., Harness]) -> None:
