@@ -19,6 +19,7 @@ from actors._export.http import HttpOutcome, Transport
 from actors._export.outbox import Pending, StopSignal, export_headers
 from actors._export.rate_limit import TokenBucket
 from actors._export.retry import BreakerVote, Decision, RetryPolicy, Verdict
+from actors._export.slices import encode_in_slices
 from actors._runtime.base import GuardedActor
 from actors._runtime.timer import Timer
 from messages.commands import (
@@ -166,7 +167,7 @@ class ExporterActor(GuardedActor):
                     if authed
                     else tuple(map(strip_for_unauth, pending.batch.logs))
                 )
-                logs = pending.bodies[authed] = [encode_frontend_log(log) for log in source]
+                logs = pending.bodies[authed] = encode_in_slices(source, encode_frontend_log)
             body = pending.chunk_body(logs)
         except Exception:  # a log the wire cannot carry: settle the batch rather than lose it
             logger.debug("exporter: batch %d cannot be encoded", pending.batch.batch_id)
