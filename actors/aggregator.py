@@ -19,6 +19,7 @@ from actors._aggregate.batching import ExportQueue
 from actors._aggregate.drain import DrainState, Phase
 from actors._aggregate.folding import Emitted, Folder
 from actors._aggregate.ledger import Ledger, Place
+from actors._aggregate.slicing import fold_slice
 from actors._aggregate.statements import build_log
 from actors._aggregate.validation import invalid_reason
 from actors._runtime.base import GuardedActor
@@ -48,6 +49,14 @@ _LANE_INTERVAL_S = 0.005
 
 class _LaneTick:
     """Timer fact: look at the lane again."""
+
+
+class _LaneSlice:
+    """Timer fact, told with no delay: fold the lane's next slice (other threads ran between)."""
+
+
+_LANE_FACTS = (_LaneTick, _LaneSlice)
+_NEEDS_NO_LANE = (FlushTick, BatchSettled)  # frequent, and blind to events not yet folded
 
 
 class AggregatorActor(GuardedActor):
@@ -82,6 +91,7 @@ class AggregatorActor(GuardedActor):
         self._drain = DrainState()
         self._tick: Any = None
         self._lane_tick_pending = False
+        self._slice_pending = False
         self._held_flushes: list[Flush] = []  # told before the flag was known
         self._forward: list[Flush | Drain] = []  # for the exporter once the queue is empty
         ref = self.actor_ref
@@ -97,12 +107,12 @@ class AggregatorActor(GuardedActor):
         self._receive_all(self._lane.close())
 
     def handle(self, message: Any) -> Any:
-        taken = self._receive_all(self._lane.take()) if len(self._lane) else 0
+        if message is LANE_WAKE or type(message) in _LANE_FACTS:
+            self._after_lane(message)
+            return None
+        if len(self._lane) and type(message) not in _NEEDS_NO_LANE:
+            self._receive_all(self._lane.take())  # a flush or dump sees every event told before
         match message:
-            case _LaneTick():
-                self._after_lane(taken, tick=True)
-            case _ if message is LANE_WAKE:
-                self._after_lane(taken)
             case FlushTick():
                 self._on_tick()
             case BatchSettled():
@@ -138,14 +148,23 @@ class AggregatorActor(GuardedActor):
                 logger.debug("aggregator: handler error on an event", exc_info=True)
         return len(items)
 
-    def _after_lane(self, taken: int, *, tick: bool = False) -> None:
-        """Keep looking at the lane while events arrive; when it is quiet, be woken again."""
-        if tick:
+    def _after_lane(self, message: object) -> None:
+        """Fold one slice of the lane; keep looking while events arrive; when it is quiet, be
+        woken again. A slice ends after its time budget (`slicing`): the rest waits for a
+        zero-delay timer message, so driver threads get the GIL in between."""
+        if type(message) is _LaneTick:
             self._lane_tick_pending = False
-        if not taken and self._lane.quiet():
+        elif type(message) is _LaneSlice:
+            self._slice_pending = False
+        lane = self._lane
+        if not len(lane) and lane.quiet():
             return
-        self._receive_all(self._lane.take())
-        if not self._lane_tick_pending:
+        if fold_slice(lane, self._receive_all):
+            if not self._slice_pending:
+                self._slice_pending = True
+                self._stats["lane_slices_deferred"] += 1
+                self._timer.schedule(0.0, self.actor_ref, _LaneSlice())
+        elif not self._lane_tick_pending:
             self._lane_tick_pending = True
             self._timer.schedule(_LANE_INTERVAL_S, self.actor_ref, _LaneTick())
 
@@ -192,13 +211,15 @@ class AggregatorActor(GuardedActor):
         self._forward.append(flush)
         self._send_batches()
 
-    def _send_batches(self) -> None:
+    def _send_batches(self, force: bool = False) -> None:
         """Hand batches to the exporter, never more than `max_pending_batches` unsettled.
 
         While a flush or the drain waits, what is handed over is pushed past the rate limit,
         and the waiting commands go on to the exporter once nothing is left queued here.
+        A backed-up exporter gets fewer, larger batches (`ExportQueue.take`) unless `force`d.
         """
-        batches = self._queue.take(self.actor_ref) if self._flag else []
+        force = force or bool(self._forward)
+        batches = self._queue.take(self.actor_ref, force) if self._flag else []
         for batch in batches:
             self._exporter.tell(batch)
         if self._forward and self._queue.logs:  # more to come: push what the exporter has now
@@ -215,7 +236,7 @@ class AggregatorActor(GuardedActor):
 
     def _on_tick(self) -> None:
         self._schedule_tick()
-        self._send_batches()
+        self._send_batches(force=True)
 
     def _schedule_tick(self) -> None:
         self._tick = self._timer.schedule(

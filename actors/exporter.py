@@ -26,6 +26,7 @@ from actors._export.outbox import (
 )
 from actors._export.rate_limit import TokenBucket
 from actors._export.retry import BreakerVote, Decision, RetryPolicy, Verdict
+from actors._export.slices import encode_in_slices
 from actors._runtime.base import GuardedActor
 from actors._runtime.timer import Timer
 from messages.commands import (
@@ -168,7 +169,7 @@ class ExporterActor(GuardedActor):
             logs = pending.bodies.get(authed)
             if logs is None:
                 source = pending.source(authed)
-                logs = pending.bodies[authed] = [encode_frontend_log(log) for log in source]
+                logs = pending.bodies[authed] = encode_in_slices(source, encode_frontend_log)
             body = pending.chunk_body(logs)
         except Exception:  # a log the wire cannot carry: settle the batch rather than lose it
             logger.debug("exporter: batch %d cannot be encoded", pending.batch.batch_id)

@@ -79,6 +79,7 @@ class ExportQueue:
         self._settings = settings
         self.logs: collections.deque[Queued] = collections.deque()
         self.in_export: dict[int, int] = {}
+        self._export_logs: dict[int, int] = {}  # logs per unsettled batch
         self._batch_ids = itertools.count(1)
 
     def add(self, context: ConnectionContext, log: FrontendLog, events: int, held: bool) -> bool:
@@ -105,6 +106,7 @@ class ExportQueue:
         for events in self.in_export.values():
             self._ledger.drop(reason, events, Place.IN_EXPORT)
         self.in_export.clear()
+        self._export_logs.clear()
 
     @property
     def room(self) -> int:
@@ -115,16 +117,40 @@ class ExportQueue:
         """Whether a whole batch waits."""
         return len(self.logs) >= self._settings.batch_size
 
-    def take(self, reply_to: Teller) -> list[ExportBatch]:
-        """Batches to hand to the exporter now, as many as `room` allows."""
+    def backed_up(self) -> bool:
+        """Whether half the exporter's batches (two at least) are unsettled: the rate limit
+        holds them back."""
+        return len(self.in_export) >= max(2, (self._settings.max_pending_batches + 1) // 2)
+
+    def take(self, reply_to: Teller, force: bool = False) -> list[ExportBatch]:
+        """Batches to hand to the exporter now, as many as `room` allows.
+
+        While the exporter is `backed_up()`, what waits coalesces instead: nothing goes until
+        three quarters of `max_queued_logs` wait (or `force`: a flush, the drain, the interval),
+        and then one batch of up to `max_queued_logs`, which the exporter cuts to its body cap.
+        So the rate limit's requests carry more logs each before the queue can overflow. The
+        exporter never holds more than ``max_pending_batches x batch_size`` logs in all, so the
+        tree's bound on held events stays what it was without coalescing.
+        """
         out: list[ExportBatch] = []
-        if self.room <= 0 or not self.logs:
+        settings = self._settings
+        budget = settings.max_pending_batches * settings.batch_size - sum(
+            self._export_logs.values()
+        )
+        if self.room <= 0 or not self.logs or budget <= 0:
             return out
-        batches = take_batches(self.logs, self._settings.batch_size)
+        size = settings.batch_size
+        coalesce = self.backed_up()
+        if coalesce:
+            if not force and len(self.logs) * 4 < settings.max_queued_logs * 3:
+                return out
+            size = min(max(size, settings.max_queued_logs), budget)
+        batches = take_batches(self.logs, size)
         for context, items in batches:
             batch_id = next(self._batch_ids)
             counts = tuple(n for _, n in items)
             self.in_export[batch_id] = sum(counts)
+            self._export_logs[batch_id] = len(items)
             self._ledger.move(Place.QUEUED, Place.IN_EXPORT, sum(counts))
             logs = tuple(log for log, _ in items)
             out.append(
@@ -136,7 +162,7 @@ class ExportQueue:
                     reply_to=reply_to,
                 )
             )
-            if self.room <= 0:
+            if self.room <= 0 or coalesce:
                 batches.close()  # what it did not hand out goes back to the queue
                 break
         return out
@@ -144,6 +170,7 @@ class ExportQueue:
     def settle(self, settled: BatchSettled) -> bool:
         """Count a settled batch; False if it was already abandoned (and counted)."""
         events = self.in_export.pop(settled.batch_id, None)
+        self._export_logs.pop(settled.batch_id, None)
         if events is None:
             return False
         self._ledger.export(settled.exported_events)

@@ -116,15 +116,17 @@ class EventLane:
             drop(host, "after_shutdown", taken)
         return False
 
-    def take(self) -> list[LaneItem]:
-        """Everything waiting, oldest first (the aggregator's thread only)."""
+    def take(self, limit: int = -1) -> list[LaneItem]:
+        """Everything waiting, or at most `limit` items, oldest first (the aggregator only)."""
         items = self._items
         taken: list[LaneItem] = []
-        while True:
+        while limit:
             try:
                 taken.append(items.popleft())
             except IndexError:
                 return taken
+            limit -= 1
+        return taken
 
     def quiet(self) -> bool:
         """Stop being looked at unless events wait: the wake rule's other half (aggregator only).

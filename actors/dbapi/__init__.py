@@ -12,7 +12,8 @@ wrapped passing through, reads and writes alike. Either way events go to `actors
 `Connection`, which never blocks and never raises. No SQL text, parameter or row value is ever
 put in an event.
 
-Event order, per DB connection (session id: a uuid4) and per execute (statement id: a uuid4):
+Event order, per DB connection and per execute (session and statement ids: UUID-shaped, see
+`actors.dbapi._ids`):
 
 - connect: ``ConnectionOpened`` (latency measured around the driver's own connect); a failed
   connect tells ``ErrorOccurred`` on a short-lived telemetry connection instead.

@@ -15,10 +15,10 @@ copy blocks).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from actors.dbapi._ids import new_id
 from actors.dbapi._session import Session
 from actors.dbapi.support import _error, _perf, _row_bytes, logger, statement_type_of
 from messages.enums import OperationType, StatementType
@@ -107,7 +107,7 @@ class Telling:
             handle = None if session is None else session.handle
             if handle is None or not handle.enabled or session is None:
                 return None
-            st = _Statement(str(uuid.uuid4()))
+            st = _Statement(new_id())
             self._tm_sid = st.sid
             self._tm_kind = kind
             handle.tell(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 import sys
 import types
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from actors.dbapi._ids import new_id
 from actors.dbapi._psycopg import hooks as driver_hooks
 from actors.dbapi._session import Session, closed_now, report_failed_connect
 from actors.dbapi.cursor import InstrumentedCursor
@@ -46,7 +46,7 @@ class InstrumentedModule:
 
     def connect(self, *args: Any, **kwargs: Any) -> Any:
         """The driver's own connect, timed and told as ``ConnectionOpened`` (or an error)."""
-        session_id = str(uuid.uuid4())
+        session_id = new_id()
         started = _perf()
         try:
             raw = self._connect(*args, **kwargs)
@@ -64,6 +64,17 @@ class InstrumentedModule:
 
     def __repr__(self) -> str:
         return f"<instrumented {self._module!r}>"
+
+
+class _OffModule(InstrumentedModule):
+    """Telemetry is off in configuration: ``connect`` is the driver's own, so are its objects."""
+
+    __slots__ = ()
+
+    @property
+    def connect(self) -> Callable[..., Any]:
+        """The driver's own ``connect``: nothing of ours runs per connection or statement."""
+        return self._connect
 
 
 def instrument(
@@ -84,7 +95,9 @@ def instrument(
     and cursors stay the driver's types (instrumented subclasses); any other driver's objects
     are wrapped (`InstrumentedConnection`). `driver` defaults to
     `driver_info_of(module_or_connect)`. The other arguments are those of `actors.connect()`;
-    `auth_type` is sent as is in the connection log.
+    `auth_type` is sent as is in the connection log. When telemetry is off in configuration
+    (``telemetry.enabled=false`` in `properties` or the environment, or the kill switch, read
+    now), ``connect`` is the driver's own and hands back the driver's own objects.
     """
     if isinstance(module_or_connect, types.ModuleType):
         module: object = module_or_connect
@@ -100,6 +113,9 @@ def instrument(
     target = _Target(
         host, driver, auth, auth_type, properties, settings, http_path, connection_params
     )
+    resolved = settings if settings is not None else TelemetrySettings.from_sources(properties)
+    if not resolved.enabled and not resolved.force_enable:
+        return _OffModule(connect, module, target)  # off in configuration: the driver's own
     hooked = driver_hooks(module, connect)
     if hooked is not None:
         return InstrumentedModule(hooked[0], module, target, hooked[1])
@@ -126,7 +142,7 @@ def instrument_connection(
     target = _Target(
         host, driver, auth, auth_type, properties, settings, http_path, connection_params
     )
-    return InstrumentedConnection(raw_conn, target, session_id or str(uuid.uuid4()), None)
+    return InstrumentedConnection(raw_conn, target, session_id or new_id(), None)
 
 
 class _Shortcut:

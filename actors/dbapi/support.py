@@ -37,6 +37,9 @@ _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: made at run time (Python classes, ma
 _IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: C types, static or made from a spec
 _COPY_DIRECTION = re.compile(r"\)?\s*\b(TO|FROM)\s+(?:STDIN|STDOUT|PROGRAM|')", re.IGNORECASE)
 _COMPOSABLE_MODULES = ("psycopg.sql", "psycopg2.sql")
+_CACHED_CHARS = 2048
+_CACHE_SIZE = 512
+_TYPES: dict[str, StatementType] = {}  # any driver thread: get/set/clear are atomic
 
 
 def statement_type_of(operation: object) -> StatementType:
@@ -44,8 +47,21 @@ def statement_type_of(operation: object) -> StatementType:
 
     The operation may be ``str``, ``bytes`` or a composed query object (psycopg's and psycopg2's
     ``sql.SQL`` / ``sql.Composed``: their first SQL piece is read, without a connection).
-    ``COPY … TO`` is a QUERY, ``COPY … FROM`` an UPDATE.
+    ``COPY … TO`` is a QUERY, ``COPY … FROM`` an UPDATE. A driver runs the same few texts again
+    and again, so the type of a plain ``str`` of up to `_CACHED_CHARS` is remembered (at most
+    `_CACHE_SIZE` texts; the memo starts over when full): one dict look-up instead of a regex.
     """
+    if type(operation) is str and len(operation) <= _CACHED_CHARS:
+        known = _TYPES.get(operation)
+        if known is None:
+            if len(_TYPES) >= _CACHE_SIZE:
+                _TYPES.clear()
+            known = _TYPES[operation] = _statement_type(operation)
+        return known
+    return _statement_type(operation)
+
+
+def _statement_type(operation: object) -> StatementType:
     text = _leading_text(operation, 0)
     if text is None:
         return StatementType.SQL
