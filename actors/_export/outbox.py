@@ -72,6 +72,7 @@ class Pending:
         "done_dropped",
         "done_events",
         "done_logs",
+        "due_s",
         "retry",
         "retry_handle",
         "sent",
@@ -82,6 +83,8 @@ class Pending:
         self.retry = retry
         self.bodies: dict[bool, list[str]] = {}
         self.retry_handle: TimerHandle | None = None
+        # When its retry is due (the exporter's clock): the drain waits for it if it fits.
+        self.due_s: float | None = None
         self.sent = 0
         self.chunk_end = len(batch.logs)
         self.done_events = 0
