@@ -52,6 +52,8 @@ class ProcessState:
         # The largest shutdown timeout of any connection opened; None until one is.
         self.shutdown_timeout_s: float | None = None
         self.exit_hook = False
+        # Whether this process's multiprocessing exit hook is registered (see `startup`).
+        self.mp_exit_hook = False
         self.last_report: dict[str, Any] | None = None
         # Events told with no registry to count them: next() on a C counter is atomic, no lock.
         self.unrouted = itertools.count()
@@ -143,12 +145,29 @@ def count_of(counter: itertools.count[int]) -> int:
 
 
 def _after_fork_in_child() -> None:
-    """The parent's threads do not exist here: forget its actors and sockets."""
+    """The parent's threads do not exist here: forget its actors and sockets, and free locks
+    that a parent thread held at the fork (it will never release them in this process)."""
     state.lock = threading.Lock()
     state.registry = None
     state.pool = None
     state.overflowed = {}
+    state.mp_exit_hook = False  # multiprocessing clears its finalisers in a child it starts
     state.epoch += 1
+    _free_pykka_registry_lock()
+
+
+def _free_pykka_registry_lock() -> None:
+    """pykka's registry lock, if a parent thread held it at the fork, is replaced by a free one.
+
+    Only a lock nobody here can ever release is replaced: free (or held by the forking thread
+    itself, as an RLock lets it take it again), it is left as it is.
+    """
+    registry = pykka.ActorRegistry
+    lock = registry._actor_refs_lock
+    if lock.acquire(blocking=False):
+        lock.release()
+        return
+    registry._actor_refs_lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

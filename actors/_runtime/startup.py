@@ -7,6 +7,7 @@ No lock is held while anything here starts actors, logs or calls user code: a lo
 from __future__ import annotations
 
 import atexit
+import sys
 from typing import Any
 
 import pykka
@@ -46,12 +47,23 @@ def registry() -> pykka.ActorRef[Any] | None:
         return current
     if hook:
         atexit.register(operations.at_exit)
-    if state.epoch:  # a forked child exits through multiprocessing, not atexit
-        _register_multiprocessing_exit()
+    _register_multiprocessing_exit()
     return candidate
 
 
 def _register_multiprocessing_exit() -> None:
+    """In a child that multiprocessing started (fork, spawn, forkserver; pool workers too), or
+    one forked by hand, the exit hook also runs as a multiprocessing finaliser: fork and
+    forkserver children leave by `os._exit()` after running those, never reaching `atexit`.
+
+    Once per process (a forked child registers afresh); `multiprocessing` is never imported
+    here by us: a process that has not imported it is not one of its children.
+    """
+    loaded = sys.modules.get("multiprocessing")
+    in_child = loaded is not None and loaded.parent_process() is not None
+    if state.mp_exit_hook or not (in_child or state.epoch):
+        return
+    state.mp_exit_hook = True
     import multiprocessing.util
 
     multiprocessing.util.Finalize(None, operations.at_exit, exitpriority=100)
