@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -30,7 +31,7 @@ from messages.commands import DumpState, Flush, ListHosts, ShutdownAll
 from messages.config import TelemetrySettings
 from messages.snapshots import TreeFinal, to_json
 
-__all__ = ["at_exit", "dump_state", "flush", "shutdown"]
+__all__ = ["Ending", "at_exit", "dump_state", "end_before_exit", "flush", "shutdown"]
 
 logger = logging.getLogger("actors")
 
@@ -198,6 +199,46 @@ def shutdown(timeout_s: float | None = None) -> bool:
     return clean
 
 
+class Ending(Protocol):
+    """Something of ours that tells its last events when it ends (an instrumented session)."""
+
+    def end_at_exit(self) -> None:
+        """Tell the last events now, if not told yet; never raises."""
+
+
+# Sessions whose end (the close log) the exit hook tells before its drain, by id, each held
+# weakly: its weakref callback removes it (a dict's set and pop are atomic; no lock). Left to
+# weakref.finalize, they would end in weakref's own exit hook, which runs after ours whenever
+# the process made a finaliser before our hook was registered: too late to be delivered.
+_ending: dict[int, weakref.ref[Ending]] = {}
+
+
+def end_before_exit(item: Ending) -> None:
+    """Have the exit hook end `item` before it drains; safe from any thread, never raises."""
+    key = id(item)
+    try:
+        _ending[key] = weakref.ref(item, lambda _ref: _ending.pop(key, None))
+    except Exception:
+        logger.debug("telemetry: %r not ended at exit", type(item))
+
+
+def _end_all() -> None:
+    for ref in list(_ending.values()):
+        item = ref()
+        if item is not None:
+            item.end_at_exit()
+
+
 def at_exit() -> None:
-    """The one exit hook: flush every host, bounded by the shutdown timeout."""
+    """The one exit hook: end open sessions, then drain every host within the shutdown timeout.
+
+    From here on no tree starts in this process: an `atexit` handler that runs after ours (one
+    registered before it) would leave events in a tree nobody drains, so they are counted
+    instead (`dropped_without_registry`).
+    """
+    state.exited = True
+    try:
+        _end_all()
+    except Exception:  # a session made on another thread meanwhile: the drain still runs
+        logger.debug("telemetry: sessions not ended at exit", exc_info=True)
     shutdown()

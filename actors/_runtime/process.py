@@ -52,6 +52,8 @@ class ProcessState:
         # The largest shutdown timeout of any connection opened; None until one is.
         self.shutdown_timeout_s: float | None = None
         self.exit_hook = False
+        # Set when the exit hook runs: no tree starts afterwards (nothing would drain it).
+        self.exited = False
         # Whether this process's multiprocessing exit hook is registered (see `startup`).
         self.mp_exit_hook = False
         self.last_report: dict[str, Any] | None = None
@@ -152,6 +154,7 @@ def _after_fork_in_child() -> None:
     state.pool = None
     state.overflowed = {}
     state.mp_exit_hook = False  # multiprocessing clears its finalisers in a child it starts
+    state.exited = False
     state.epoch += 1
     _free_pykka_registry_lock()
 

@@ -30,7 +30,7 @@ def registry() -> pykka.ActorRef[Any] | None:
     registry = state.registry
     if registry is not None and registry.is_alive():
         return registry
-    if reentered():
+    if reentered() or state.exited:  # after the exit hook, nothing would drain a new tree
         return None
     with guarded():
         candidate = RegistryActor.start()

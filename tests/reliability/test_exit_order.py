@@ -1,0 +1,81 @@
+"""Exit delivers or counts, whatever exit hooks run after the library's own.
+
+`atexit` runs its handlers last in, first out, and `weakref.finalize` runs every pending
+finaliser from one handler of its own, registered when the process made its first finaliser.
+Each case runs `scripts/exit_order_child.py` in a fresh interpreter: an instrumented sqlite3
+connection left open must have its close log delivered by the exit hook, even when weakref's
+handler comes after ours; events told from an `atexit` handler that runs after ours are counted
+(`dropped_without_registry`), never lost uncounted. The exit stays within the shutdown timeout.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from actors.tools.local_endpoint import LocalEndpoint
+
+if TYPE_CHECKING:
+    from conftest import ChildRun
+
+SHUTDOWN_TIMEOUT_MS = 1000
+EXIT_BOUND_S = SHUTDOWN_TIMEOUT_MS / 1000 + 0.5
+PROPERTIES = {"shutdown_timeout_ms": SHUTDOWN_TIMEOUT_MS, "flush_interval_ms": 60_000}
+LATE_EVENTS = 5
+
+
+@pytest.fixture
+def run_exit_order(
+    run_child: Callable[..., ChildRun], make_endpoint: Callable[..., LocalEndpoint], token: str
+) -> Callable[..., tuple[ChildRun, LocalEndpoint]]:
+    def run(**spec: Any) -> tuple[ChildRun, LocalEndpoint]:
+        endpoint = make_endpoint()
+        result = run_child(
+            "exit_order_child.py", url=endpoint.url, token=token, properties=PROPERTIES, **spec
+        )
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), result.stderr
+        exit_s = result.exit_s()
+        print(f"exit took {exit_s:.3f} s (bound {EXIT_BOUND_S} s)")
+        assert exit_s <= EXIT_BOUND_S
+        return result, endpoint
+
+    return run
+
+
+def stored(endpoint: LocalEndpoint) -> dict[str | None, Counter[str]]:
+    found: dict[str | None, Counter[str]] = {}
+    for row in endpoint.store.rows(limit=1000):
+        found.setdefault(row["session_id"], Counter())[row["kind"]] += 1
+    return found
+
+
+def late_events_stored(found: dict[str | None, Counter[str]]) -> int:
+    """Events of the late session the endpoint holds (connection 1, statement 3, close 1)."""
+    late = found.get("late-session", Counter())
+    return late["connection"] + 3 * late["statement"] + late["close"]
+
+
+@pytest.mark.parametrize("finalize_first", [False, True])
+def test_an_open_instrumented_connection_has_its_close_log_delivered_at_exit(
+    run_exit_order: Callable[..., tuple[ChildRun, LocalEndpoint]], finalize_first: bool
+) -> None:
+    _, endpoint = run_exit_order(finalize_first=finalize_first)
+
+    sessions = {sid: kinds for sid, kinds in stored(endpoint).items() if sid != "late-session"}
+    assert list(sessions.values()) == [Counter({"connection": 1, "statement": 1, "close": 1})]
+
+
+def test_events_told_from_an_atexit_handler_run_after_ours_are_delivered_or_counted(
+    run_exit_order: Callable[..., tuple[ChildRun, LocalEndpoint]],
+) -> None:
+    result, endpoint = run_exit_order(finalize_first=True)
+
+    late = result.report["late"]
+    counted = late["dropped_without_registry"]
+    delivered = late_events_stored(stored(endpoint))
+    print(f"late handler: {delivered} delivered, {counted} counted of {LATE_EVENTS}")
+    assert delivered + counted == LATE_EVENTS
+    assert late["accepted"] == LATE_EVENTS - counted
