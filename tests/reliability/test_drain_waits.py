@@ -63,10 +63,17 @@ def server() -> Iterator[RecordingServer]:
     started.stop()
 
 
+def retrying(host: str) -> int:
+    """Batches the host's exporter holds for a retry (0 while it is busy or gone)."""
+    exporter = actors.dump_state(0.5)["hosts"].get(host, {}).get("exporter", {})
+    return int(exporter.get("retrying_batches", 0))
+
+
 def refuse_first_then_close(
     server: RecordingServer, answer: FirstExportRefused, **settings: int
 ) -> tuple[actors.Connection, float]:
-    """Connect, tell one statement, see its export refused, close the last connection.
+    """Connect, tell one statement, see its export refused and wait for its retry, then close
+    the last connection.
 
     Returns the connection and when it was closed (time.monotonic()).
     """
@@ -83,6 +90,7 @@ def refuse_first_then_close(
     assert connection.tell(ev.OperationPolled(statement_id=statement, latency_ms=2.0))
     assert connection.tell(ev.StatementCompleted(statement_id=statement, operation_latency_ms=9))
     wait_until(lambda: len(answer.exports()) == 1, what="the first export")
+    wait_until(lambda: retrying(connection.host) == 1, what="the batch to wait for its retry")
     closed_s = time.monotonic()
     connection.close()
     return connection, closed_s
