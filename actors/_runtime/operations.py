@@ -12,12 +12,13 @@ import logging
 import time
 import weakref
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import pykka
 
 from actors._runtime.process import (
     EXIT_MARGIN_S,
+    Ending,
     ask,
     cannot_wait,
     count_of,
@@ -199,31 +200,17 @@ def shutdown(timeout_s: float | None = None) -> bool:
     return clean
 
 
-class Ending(Protocol):
-    """Something of ours that tells its last events when it ends (an instrumented session)."""
-
-    def end_at_exit(self) -> None:
-        """Tell the last events now, if not told yet; never raises."""
-
-
-# Sessions whose end (the close log) the exit hook tells before its drain, by id, each held
-# weakly: its weakref callback removes it (a dict's set and pop are atomic; no lock). Left to
-# weakref.finalize, they would end in weakref's own exit hook, which runs after ours whenever
-# the process made a finaliser before our hook was registered: too late to be delivered.
-_ending: dict[int, weakref.ref[Ending]] = {}
-
-
 def end_before_exit(item: Ending) -> None:
     """Have the exit hook end `item` before it drains; safe from any thread, never raises."""
     key = id(item)
     try:
-        _ending[key] = weakref.ref(item, lambda _ref: _ending.pop(key, None))
+        state.ending[key] = weakref.ref(item, lambda _ref: state.ending.pop(key, None))
     except Exception:
         logger.debug("telemetry: %r not ended at exit", type(item))
 
 
 def _end_all() -> None:
-    for ref in list(_ending.values()):
+    for ref in list(state.ending.values()):
         item = ref()
         if item is not None:
             item.end_at_exit()

@@ -8,8 +8,9 @@ import logging
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -18,6 +19,7 @@ from messages.commands import FacadeDropped
 __all__ = [
     "ASK_TIMEOUT_S",
     "EXIT_MARGIN_S",
+    "Ending",
     "ProcessState",
     "ask",
     "cannot_wait",
@@ -38,6 +40,13 @@ ASK_TIMEOUT_S = 2.0
 EXIT_MARGIN_S = 0.1
 
 
+class Ending(Protocol):
+    """Something of ours that tells its last events when it ends (an instrumented session)."""
+
+    def end_at_exit(self) -> None:
+        """Tell the last events now, if not told yet; never raises."""
+
+
 class ProcessState:
     """Process-wide state of the facade; reset in a forked child."""
 
@@ -54,6 +63,11 @@ class ProcessState:
         self.exit_hook = False
         # Set when the exit hook runs: no tree starts afterwards (nothing would drain it).
         self.exited = False
+        # Sessions whose end (the close log) the exit hook tells before its drain, by id, each
+        # held weakly; its weakref callback removes it (a dict's set and pop are atomic, no
+        # lock). Left to weakref.finalize they would end in weakref's own exit hook, which runs
+        # after ours whenever the process made a finaliser before ours was registered.
+        self.ending: dict[int, weakref.ref[Ending]] = {}
         # Whether this process's multiprocessing exit hook is registered (see `startup`).
         self.mp_exit_hook = False
         self.last_report: dict[str, Any] | None = None
@@ -155,6 +169,7 @@ def _after_fork_in_child() -> None:
     state.overflowed = {}
     state.mp_exit_hook = False  # multiprocessing clears its finalisers in a child it starts
     state.exited = False
+    state.ending = {}  # the parent's sessions: the parent ends them, not this child
     state.epoch += 1
     _free_pykka_registry_lock()
 

@@ -36,7 +36,9 @@ METHODS = [
 def run_processes(
     run_child: Callable[..., ChildRun], make_endpoint: Callable[..., LocalEndpoint], token: str
 ) -> Callable[..., tuple[ChildRun, LocalEndpoint]]:
-    def run(start_method: str, api: str, hold_lock: str = "") -> tuple[ChildRun, LocalEndpoint]:
+    def run(
+        start_method: str, api: str, hold_lock: str = "", parent_db: bool = False
+    ) -> tuple[ChildRun, LocalEndpoint]:
         endpoint = make_endpoint()
         result = run_child(
             "process_child.py",
@@ -44,6 +46,7 @@ def run_processes(
             start_method=start_method,
             api=api,
             hold_lock=hold_lock,
+            parent_db=parent_db,
             url=endpoint.url,
             token=token,
             properties=PROPERTIES,
@@ -54,12 +57,17 @@ def run_processes(
     return run
 
 
-def assert_every_child_session_stored_once(endpoint: LocalEndpoint) -> None:
+def stored(endpoint: LocalEndpoint) -> dict[str | None, Counter[str]]:
     found: dict[str | None, Counter[str]] = {}
     for row in endpoint.store.rows(limit=1000):
         found.setdefault(row["session_id"], Counter())[row["kind"]] += 1
+    return found
+
+
+def assert_every_child_session_stored_once(endpoint: LocalEndpoint, parent_logs: int = 0) -> None:
+    found = {sid: kinds for sid, kinds in stored(endpoint).items() if sid.startswith("child-")}
     assert found == {f"child-{i}": SESSION for i in range(CHILDREN)}
-    assert endpoint.stats()["logs_accepted"] == endpoint.store.count() == 3 * CHILDREN
+    assert endpoint.stats()["logs_accepted"] == endpoint.store.count() == 3 * CHILDREN + parent_logs
 
 
 @pytest.mark.parametrize("start_method", METHODS)
@@ -93,3 +101,14 @@ def test_a_child_forked_while_a_thread_holds_a_registry_lock_never_deadlocks(
 
     assert result.report["codes"] == [0] * CHILDREN
     assert_every_child_session_stored_once(endpoint)
+
+
+def test_fork_children_never_end_the_parents_open_instrumented_sessions(
+    run_processes: Callable[..., tuple[ChildRun, LocalEndpoint]],
+) -> None:
+    result, endpoint = run_processes("fork", "process", parent_db=True)
+
+    assert result.report["codes"] == [0] * CHILDREN
+    assert_every_child_session_stored_once(endpoint, parent_logs=3)
+    (parent,) = [kinds for sid, kinds in stored(endpoint).items() if not sid.startswith("child-")]
+    assert parent == SESSION  # its close log once, told by the parent itself

@@ -8,7 +8,9 @@ The spec names the `start_method` (fork, spawn, forkserver) and the `api`:
 No child closes its connection or calls `actors.shutdown()`: each must deliver its own logs as
 it exits. This process itself tells nothing; it reports the children's exit codes and what they
 saw. With `hold_lock` set, a thread of this process holds pykka's registry lock (`pykka`) or the
-facade's process lock (`facade`) while the children are forked. Nothing is printed.
+facade's process lock (`facade`) while the children are forked. With `parent_db` set, this
+process opens an instrumented sqlite3 connection first and closes it after the children ended:
+its logs are its own, never ended again by a child. Nothing is printed.
 """
 
 from __future__ import annotations
@@ -16,12 +18,24 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 import warnings
 from typing import Any
 
-from child_common import connect_ready, load_spec, tell_session, write_report
+from child_common import (
+    DRIVER,
+    bearer,
+    connect_ready,
+    host_state,
+    load_spec,
+    tell_session,
+    wait_until,
+    write_report,
+)
+
+import actors
 
 JOIN_TIMEOUT_S = 15.0  # for all children together
 CHILDREN = 2
@@ -101,12 +115,30 @@ def main() -> None:
         holder = threading.Thread(target=hold, name="lock-holder", daemon=True)
         holder.start()
         taken.wait(5.0)
+    db = parent_db(spec) if spec.get("parent_db") else None
     try:
         runner = run_pool if spec["api"] == "pool" else run_processes
         codes = runner(context, spec)
     finally:
         release.set()
+    if db is not None:
+        db.close()
     write_report(spec, codes=codes)
+
+
+def parent_db(spec: dict[str, Any]) -> Any:
+    """An instrumented sqlite3 connection of this process, open while the children run."""
+    props = {f"telemetry.{key}": value for key, value in spec["properties"].items()}
+    module = actors.instrument(
+        sqlite3, host=spec["url"], driver=DRIVER, auth=bearer(spec["token"]), properties=props
+    )
+    db = module.connect(":memory:", check_same_thread=False)
+    db.execute("SELECT 1").fetchall()
+    host = next(iter(actors.dump_state(1.0)["hosts"]))
+    wait_until(
+        lambda: host_state(host).get("feature_flags", {}).get("enabled") is True, "the flag on"
+    )
+    return db
 
 
 if __name__ == "__main__":
