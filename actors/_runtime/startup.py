@@ -39,14 +39,9 @@ def registry() -> pykka.ActorRef[Any] | None:
         won = current is None or current is registry
         if won:
             state.registry = candidate
-        hook = won and not state.exit_hook
-        if hook:
-            state.exit_hook = True
     if not won:
         candidate.stop(block=False)
         return current
-    if hook:
-        atexit.register(operations.at_exit)
     _register_multiprocessing_exit()
     return candidate
 
@@ -67,6 +62,23 @@ def _register_multiprocessing_exit() -> None:
     import multiprocessing.util
 
     multiprocessing.util.Finalize(None, operations.at_exit, exitpriority=100)
+
+
+def _register_exit_hook() -> None:
+    """The one exit hook, registered when the library is imported (it costs nothing unused).
+
+    `atexit` runs handlers last in, first out: every handler the application registers after
+    importing us runs before our drain, so what it tells is still delivered. Only handlers
+    registered before the import run after it; their events are counted (see `at_exit`).
+    """
+    with guarded(lock=True):
+        if state.exit_hook:
+            return
+        state.exit_hook = True
+    atexit.register(operations.at_exit)
+
+
+_register_exit_hook()
 
 
 def pool() -> Any:

@@ -1,23 +1,38 @@
-"""Child program for test_exit_order: exit hooks that run after the library's own.
+"""Child program for test_exit_order: exit hooks around the library's own.
 
-Before telemetry starts, this process registers an `atexit` handler (so it runs after the
-library's exit hook: atexit is last in, first out) and, with `finalize_first`, creates a
-`weakref.finalize` (so weakref's one exit hook also runs after ours). Then it opens an
-instrumented sqlite3 connection, runs a statement and leaves the connection open: its close log
-is told only at exit. The late handler connects, tells a session of five events, closes, and
-reports what `tell` answered and what `dump_state()` counts. Nothing is printed.
+This process registers a "late" `atexit` handler before importing the library (`late` is
+`before_import`: it runs after the library's exit hook, atexit being last in, first out) or
+after (`after_import`: it runs before it), and, with `finalize_first`, creates a
+`weakref.finalize` before telemetry starts (so weakref's one exit hook runs after ours). Then it
+opens an instrumented sqlite3 connection, runs a statement and leaves the connection open: its
+close log is told only at exit. The late handler connects, tells a session of five events,
+closes, and reports what `tell` answered and what `dump_state()` counts. Nothing is printed.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
+import sys
+
+if json.loads(sys.argv[1])["late"] == "before_import":
+    atexit.register(lambda: late_handler())
+
 import sqlite3
 import time
 import warnings
 import weakref
 from typing import Any
 
-from child_common import DRIVER, bearer, connect, host_state, load_spec, wait_until, write_report
+from child_common import (
+    DRIVER,
+    bearer,
+    connect,
+    host_state,
+    load_spec,
+    wait_until,
+    write_report,
+)
 
 import actors
 from messages import events as ev
@@ -31,7 +46,7 @@ class Target:
 
 
 def late_handler() -> None:
-    """Runs after the library's exit hook: tells a whole session, reports the accounts."""
+    """Tells a whole session at exit, then reports what `tell` said and what is counted."""
     FACTS["late_started_s"] = time.monotonic()
     connection = connect(SPEC)
     sid = "late-session"
@@ -58,7 +73,8 @@ def late_handler() -> None:
 def main() -> None:
     # The database is left open on purpose; 3.13 warns about that as the interpreter ends.
     warnings.filterwarnings("ignore", "unclosed database", ResourceWarning)
-    atexit.register(late_handler)
+    if SPEC["late"] == "after_import":
+        atexit.register(late_handler)
     if SPEC.get("finalize_first"):
         kept = Target()
         FACTS["kept"] = weakref.finalize(kept, lambda: None).alive
