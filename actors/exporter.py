@@ -16,7 +16,14 @@ from typing import Any
 
 from actors._export.breaker import BreakerSnapshot, BreakerState, CircuitBreaker
 from actors._export.http import HttpOutcome, Transport
-from actors._export.outbox import Pending, StopSignal, export_headers
+from actors._export.outbox import (
+    Pending,
+    StopSignal,
+    export_headers,
+    observe_settled,
+    send_chunk,
+    sink_accounts,
+)
 from actors._export.rate_limit import TokenBucket
 from actors._export.retry import BreakerVote, Decision, RetryPolicy, Verdict
 from actors._runtime.base import GuardedActor
@@ -33,7 +40,6 @@ from messages.commands import (
     Teller,
 )
 from messages.config import TelemetrySettings
-from messages.privacy import strip_for_unauth
 from messages.wire import decode_export_response, encode_frontend_log
 
 __all__ = ["ExporterActor", "StopSignal", "export_headers"]
@@ -159,11 +165,7 @@ class ExporterActor(GuardedActor):
         try:
             logs = pending.bodies.get(authed)
             if logs is None:
-                source = (
-                    pending.batch.logs
-                    if authed
-                    else tuple(map(strip_for_unauth, pending.batch.logs))
-                )
+                source = pending.source(authed)
                 logs = pending.bodies[authed] = [encode_frontend_log(log) for log in source]
             body = pending.chunk_body(logs)
         except Exception:  # a log the wire cannot carry: settle the batch rather than lose it
@@ -179,8 +181,14 @@ class ExporterActor(GuardedActor):
         deadline_s = self._drain_by()
         if deadline_s is not None:
             timeout_s = max(0.05, deadline_s - self._clock())
-        outcome = self._transport.request(
-            "POST", self._base_url + path, body=body, headers=headers, timeout_s=timeout_s
+        outcome = send_chunk(
+            self._transport,
+            pending,
+            self._base_url + path,
+            authed=authed,
+            body=body,
+            headers=headers,
+            timeout_s=timeout_s,
         )
         self._statuses[str(outcome.status or outcome.error)] += 1
         self._on_outcome(pending, outcome, probe)
@@ -212,7 +220,7 @@ class ExporterActor(GuardedActor):
         if decision.verdict is Verdict.ACCEPT:
             count = pending.chunk_end - pending.sent
             self._settle_chunk(
-                pending, accepted=max(0, min(count, accepted)), reason="partial_rejected"
+                pending, accepted=max(0, min(count, accepted)), reason=pending.partial_reason
             )
         elif decision.verdict is Verdict.RETRY:
             self._retry_later(pending, decision)
@@ -227,7 +235,7 @@ class ExporterActor(GuardedActor):
         self._stats["retries_scheduled"] += 1
         # A batch waiting for its retry keeps its records, not their JSON: in an outage the
         # encoded copies of every waiting batch add up, while encoding again costs only retries.
-        pending.bodies.clear()
+        pending.forget_encoded()
         pending.retry = decision.retry
         pending.due_s = self._clock() + decision.delay_s
         self._waiting[pending.batch.batch_id] = pending
@@ -257,6 +265,7 @@ class ExporterActor(GuardedActor):
             self._dropped[reason] += dropped
         self._stats["batches_settled"] += 1
         pending.batch.reply_to.tell(settled)
+        observe_settled(self._transport, settled, self._drain_by(), self._clock())
 
     # --- final drain ------------------------------------------------------------------------
 
@@ -292,6 +301,7 @@ class ExporterActor(GuardedActor):
             "stats": dict(self._stats),
             "responses": dict(self._statuses),
             "dropped": dict(self._dropped),
+            "sink": sink_accounts(self._transport),
             "last_error": self._last_error,
             "draining": self._deadline_s is not None,
             "handler_errors": self.handler_errors,

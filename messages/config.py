@@ -160,6 +160,44 @@ def _ints(low: int, high: int = _INT_MAX) -> _Rule:
     return (_parse_int, _int_in(low, high))
 
 
+def _or_none(rule: _Rule) -> _Rule:
+    """The same rule, also accepting None (a per-signal setting left to the general one)."""
+    parse, check = rule
+
+    def check_or_none(key: str, value: object) -> None:
+        if value is not None:
+            check(key, value)
+
+    return (parse, check_or_none)
+
+
+_OTLP_SIGNAL_PROTOCOL = _or_none(_OTLP_PROTOCOL)
+_OTLP_SIGNAL_HEADERS = _or_none(_OTLP_HEADERS)
+_OTLP_SIGNAL_TIMEOUT = _or_none((_parse_int, _int_in(1, _INT_MAX)))
+_OTLP_SIGNAL_COMPRESSION = _or_none(_OTLP_COMPRESSION)
+_SECRET_RULES = (_OTLP_HEADERS, _OTLP_SIGNAL_HEADERS)  # header values are credentials
+
+
+_SIGNAL_RULES: dict[str, tuple[_Rule, str]] = {
+    "protocol": (_OTLP_SIGNAL_PROTOCOL, "PROTOCOL"),
+    "headers": (_OTLP_SIGNAL_HEADERS, "HEADERS"),
+    "timeout_ms": (_OTLP_SIGNAL_TIMEOUT, "TIMEOUT"),
+    "compression": (_OTLP_SIGNAL_COMPRESSION, "COMPRESSION"),
+}
+
+
+def _signal_setting(signal: str, name: str) -> Any:
+    """A signal's own OTLP protocol, headers, timeout or compression; None: the general one."""
+    rule, variable = _SIGNAL_RULES[name]
+    return _setting(
+        f"telemetry.otlp.{signal}_{name}",
+        None,
+        rule,
+        f"OTLP {name} for {signal} only; unset: `telemetry.otlp.{name}`",
+        f"OTEL_EXPORTER_OTLP_{signal.upper()}_{variable}",
+    )
+
+
 def _setting(
     key: str, default: object, rule: _Rule, description: str, otel: str | None = None
 ) -> Any:
@@ -171,7 +209,7 @@ def _setting(
 
     converter = _to_float if rule is _POSITIVE_FLOAT else None
     meta = {"key": key, "parse": parse, "check": check, "description": description, "otel": otel}
-    secret = rule is _OTLP_HEADERS  # header values are credentials: kept out of repr()
+    secret = rule in _SECRET_RULES  # header values are credentials: kept out of repr()
     return attrs.field(
         default=default, validator=validate, converter=converter, metadata=meta, repr=not secret
     )
@@ -312,6 +350,14 @@ class TelemetrySettings:
         "`none` or `gzip`",
         "OTEL_EXPORTER_OTLP_COMPRESSION",
     )
+    otlp_logs_protocol: str | None = _signal_setting("logs", "protocol")
+    otlp_logs_headers: str | None = _signal_setting("logs", "headers")
+    otlp_logs_timeout_ms: int | None = _signal_setting("logs", "timeout_ms")
+    otlp_logs_compression: str | None = _signal_setting("logs", "compression")
+    otlp_metrics_protocol: str | None = _signal_setting("metrics", "protocol")
+    otlp_metrics_headers: str | None = _signal_setting("metrics", "headers")
+    otlp_metrics_timeout_ms: int | None = _signal_setting("metrics", "timeout_ms")
+    otlp_metrics_compression: str | None = _signal_setting("metrics", "compression")
     otlp_resource_attributes: str | None = _setting(
         "telemetry.otlp.resource_attributes",
         None,
@@ -371,7 +417,9 @@ class TelemetrySettings:
         """Resolve each setting as property > environment > default; never raises."""
         env: Mapping[str, object] = os.environ if environ is None else environ
         props = _telemetry_properties(properties or {})
-        values = {field.name: _resolve(field, props, env) for field in attrs.fields(cls)}
+        resolved = {field.name: _resolve(field, props, env) for field in attrs.fields(cls)}
+        values = {name: value for name, (value, _rank) in resolved.items()}
+        _yield_signals_to_our_own(values, resolved)
         if values["sink"] == "file" and not values["file_path"]:
             _log.debug("telemetry.sink is 'file' without telemetry.file_path; using 'http'")
             values["sink"] = "http"
@@ -395,15 +443,31 @@ def _telemetry_properties(properties: Mapping[str, object]) -> dict[str, object]
     return found
 
 
+def _yield_signals_to_our_own(
+    values: dict[str, Any], resolved: Mapping[str, tuple[Any, int]]
+) -> None:
+    """A signal's OTEL_EXPORTER_OTLP_{LOGS,METRICS}_* variable beats the general OTEL_* one,
+    never our own general property or variable: a per-signal value from a lower source than
+    its general setting's is left unset (the general one applies)."""
+    for signal in ("logs", "metrics"):
+        for name in _SIGNAL_RULES:
+            own, general = f"otlp_{signal}_{name}", f"otlp_{name}"
+            if resolved[general][1] < resolved[own][1]:
+                values[own] = None
+
+
+_DEFAULT_RANK = 3  # property 0, our environment variable 1, the OpenTelemetry one 2
+
+
 def _resolve(
     field: attrs.Attribute[Any], props: Mapping[str, object], env: Mapping[str, object]
-) -> Any:
-    """Return the first valid value among property, environment variable and default."""
+) -> tuple[Any, int]:
+    """The first valid value among property, environment variable and default, and its rank."""
     key: str = field.metadata["key"]
     sources = [("property", key, props), ("environment", env_var_name(key), env)]
     if field.metadata["otel"]:  # the OpenTelemetry variable, below our own
         sources.append(("environment", field.metadata["otel"], env))
-    for source, name, mapping in sources:
+    for rank, (source, name, mapping) in enumerate(sources):
         if name not in mapping:
             continue
         raw = mapping[name]
@@ -413,8 +477,8 @@ def _resolve(
         except Exception as error:
             _log.debug("ignoring %s %s=%s: %s", source, name, _show(raw), error)
             continue
-        return value
-    return field.default
+        return value, rank
+    return field.default, _DEFAULT_RANK
 
 
 @attrs.frozen(kw_only=True)

@@ -159,7 +159,9 @@ class _Reader:
                 pos = yield from self._open(pos)
             elif kind == "punct":
                 pos = yield from self._punct(token, pos)
-            elif kind != "other":
+            elif kind == "other":  # dropped, but it still parts what stands either side of it
+                yield " "
+            else:
                 yield self._piece(kind or "", token)
 
     def _open(self, pos: int) -> Generator[str, None, int]:

@@ -1,7 +1,9 @@
-"""The OTLP sink's cumulative metrics: operation durations and its own log counts.
+"""The OTLP sink's cumulative metrics: operation durations and the exporter's own accounts.
 
-Actor-confined (the exporter's thread): plain mutable totals, turned into frozen points for
-each metrics request.
+The counters are the library's accounting as the exporter settles it (events exported, dropped
+by reason, from each `BatchSettled`), not what the sink saw; only a mirror's undelivered logs
+(`telemetry.sink=both`, outside the service's accounts) are the sink's own view. Actor-confined
+(the exporter's thread): plain mutable totals, turned into frozen points for each request.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import collections
 from collections.abc import Iterable
 from typing import Any
 
+from messages.commands import BatchSettled
 from messages.otlp import CounterPoint, HistogramPoint, OtlpResource, ServerAddress, metrics_request
 from messages.otlp.mapping import log_kind, operation_name, resource_attributes
 from messages.otlp.metrics import DURATION_BOUNDS_S, Attributes, bucket_index
@@ -17,7 +20,8 @@ from messages.records import FrontendLog, SystemConfiguration
 
 __all__ = ["DurationAccounts"]
 
-EXPORTED_METRIC = "driver_telemetry.otlp.logs.exported"
+EXPORTED_METRIC = "driver_telemetry.events.exported"
+DROPPED_METRIC = "driver_telemetry.events.dropped"
 REJECTED_METRIC = "driver_telemetry.otlp.logs.rejected"
 
 
@@ -40,7 +44,7 @@ class _Totals:
 
 
 class DurationAccounts:
-    """Totals since `start_ns`: a histogram per operation, error type and server; log counts."""
+    """Totals since `start_ns`: a histogram per operation, error type and server; accounts."""
 
     def __init__(self, *, start_ns: int, resource: OtlpResource) -> None:
         self._start_ns = start_ns
@@ -48,6 +52,8 @@ class DurationAccounts:
         self._system: SystemConfiguration | None = None
         self._histogram: dict[Attributes, _Totals] = {}
         self._logs: collections.Counter[str] = collections.Counter()
+        self._exported_events = 0
+        self._dropped: collections.Counter[str] = collections.Counter()
         self._requests: collections.Counter[str] = collections.Counter()
 
     def record(
@@ -56,14 +62,11 @@ class DurationAccounts:
         server: ServerAddress | None,
         *,
         system: SystemConfiguration | None,
-        exported: int,
-        rejected: int,
+        taken: int,
     ) -> None:
-        """Count one answered logs request and the durations its logs carry."""
+        """Count one answered logs request (`taken` logs) and the durations its logs carry."""
         self._system = self._system or system
-        self._logs["exported"] += exported
-        if rejected:
-            self._logs["partial_rejected"] += rejected
+        self._logs["taken"] += taken
         for frontend in logs:
             log = frontend.entry.sql_driver_log if frontend.entry else None
             if log is None or log.operation_latency_ms is None:
@@ -88,8 +91,14 @@ class DurationAccounts:
         return tuple(pairs)
 
     def undelivered(self, logs: int, reason: str) -> None:
-        """Count logs that never reached the collector, by reason."""
+        """Count logs a mirror could not deliver to the collector, by reason."""
         self._logs[reason] += logs
+
+    def settled(self, settled: BatchSettled) -> None:
+        """Count one batch's settlement: the exporter's own accounts."""
+        self._exported_events += settled.exported_events
+        for reason, events in settled.dropped.items():
+            self._dropped[reason] += events
 
     def sent(self, *, ok: bool) -> None:
         """Count one metrics request (lost ones cost nothing: the next carries the totals)."""
@@ -111,20 +120,32 @@ class DurationAccounts:
         counters = [
             CounterPoint(
                 name=EXPORTED_METRIC,
-                description="Logs the collector took.",
+                description="Driver events the exporter settled as exported.",
+                unit="{event}",
                 attributes=(),
-                value=self._logs["exported"],
+                value=self._exported_events,
             )
         ]
         counters += [
             CounterPoint(
-                name=REJECTED_METRIC,
-                description="Logs the collector rejected or never got, by reason.",
+                name=DROPPED_METRIC,
+                description="Driver events the exporter settled as dropped, by reason.",
+                unit="{event}",
                 attributes=(("reason", reason),),
                 value=count,
             )
-            for reason, count in self._logs.items()
-            if reason != "exported"
+            for reason, count in sorted(self._dropped.items())
+        ]
+        counters += [
+            CounterPoint(
+                name=REJECTED_METRIC,
+                description="Logs a mirror could not deliver to the collector, by reason.",
+                unit="{log}",
+                attributes=(("reason", reason),),
+                value=count,
+            )
+            for reason, count in sorted(self._logs.items())
+            if reason != "taken"
         ]
         system = self._system
         return metrics_request(
@@ -140,5 +161,10 @@ class DurationAccounts:
         )
 
     def snapshot(self) -> dict[str, Any]:
-        """Log counts and metrics requests so far."""
-        return {"logs": dict(self._logs), "metrics_requests": dict(self._requests)}
+        """Logs the collector took, a mirror's undelivered ones by reason, metrics requests."""
+        undelivered = {k: v for k, v in self._logs.items() if k != "taken"}
+        return {
+            "logs_taken": self._logs["taken"],
+            "mirror_undelivered": undelivered,
+            "metrics_requests": dict(self._requests),
+        }

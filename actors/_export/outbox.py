@@ -5,14 +5,28 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from actors._export.retry import RetryPolicy
 from actors._runtime.contain import FAILED, call_user
 from actors._runtime.timer import TimerHandle
 from messages.commands import BatchSettled, ConnectionContext, ExportBatch
+from messages.privacy import strip_for_unauth
+from messages.records import FrontendLog
+from messages.transport import HttpOutcome, Transport
 from messages.wire import encode_request, proto_log_bytes
 
-__all__ = ["MAX_BODY_BYTES", "Pending", "StopSignal", "export_headers"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "LogsTransport",
+    "Pending",
+    "StopSignal",
+    "export_headers",
+    "observe_settled",
+    "send_chunk",
+    "sink_accounts",
+]
 
 logger = logging.getLogger("actors.exporter")
 
@@ -73,15 +87,19 @@ class Pending:
         "done_events",
         "done_logs",
         "due_s",
+        "partial_reason",
         "retry",
         "retry_handle",
         "sent",
+        "sources",
     )
 
     def __init__(self, batch: ExportBatch, retry: RetryPolicy) -> None:
         self.batch = batch
         self.retry = retry
         self.bodies: dict[bool, list[str]] = {}
+        self.sources: dict[bool, tuple[FrontendLog, ...]] = {}
+        self.partial_reason = "partial_rejected"
         self.retry_handle: TimerHandle | None = None
         # When its retry is due (the exporter's clock): the drain waits for it if it fits.
         self.due_s: float | None = None
@@ -90,6 +108,19 @@ class Pending:
         self.done_events = 0
         self.done_logs = 0
         self.done_dropped: collections.Counter[str] = collections.Counter()
+
+    def source(self, authed: bool) -> tuple[FrontendLog, ...]:
+        """The records sent: the batch's own, or reduced as for `/telemetry-unauth`."""
+        records = self.sources.get(authed)
+        if records is None:
+            logs = self.batch.logs
+            records = self.sources[authed] = logs if authed else tuple(map(strip_for_unauth, logs))
+        return records
+
+    def forget_encoded(self) -> None:
+        """Drop the encoded copies (and reduced records) while the batch waits for a retry."""
+        self.bodies.clear()
+        self.sources.clear()
 
     def chunk_body(self, logs: list[str]) -> bytes | None:
         """The body for the logs from `sent` on, as many as fit; None if not even one fits."""
@@ -140,3 +171,76 @@ class Pending:
             dropped=by_reason,
         )
         return settled, dropped
+
+
+@runtime_checkable
+class LogsTransport(Protocol):
+    """A transport that takes the chunk's records beside its body (OTLP): no JSON parsed back.
+
+    It answers in the exporter's terms (a 2xx body with `numProtoSuccess`), names the reason
+    its partial successes drop as, sees each batch's settlement (for its own metrics, within
+    what is left of a drain deadline) and reports its own accounts for `dump_state()`.
+    """
+
+    partial_reason: str
+
+    @property
+    def accounts(self) -> Mapping[str, Any]:
+        """The sink's own counts (JSON-ready)."""
+        ...
+
+    def send_logs(
+        self,
+        url: str,
+        *,
+        logs: Sequence[FrontendLog],
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout_s: float | None,
+    ) -> HttpOutcome:
+        """Send one chunk's logs; never raises."""
+        ...
+
+    def settled(self, settled: BatchSettled, timeout_s: float | None = None) -> None:
+        """Count one batch's settlement; never raises."""
+        ...
+
+
+def send_chunk(
+    transport: Transport,
+    pending: Pending,
+    url: str,
+    *,
+    authed: bool,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout_s: float | None,
+) -> HttpOutcome:
+    """POST the chunk `sent:chunk_end`: its body, and its records to a `LogsTransport`."""
+    if isinstance(transport, LogsTransport):
+        pending.partial_reason = transport.partial_reason
+        logs = pending.source(authed)[pending.sent : pending.chunk_end]
+        return transport.send_logs(url, logs=logs, body=body, headers=headers, timeout_s=timeout_s)
+    return transport.request("POST", url, body=body, headers=headers, timeout_s=timeout_s)
+
+
+def observe_settled(
+    transport: Transport, settled: BatchSettled, deadline_s: float | None, now_s: float
+) -> None:
+    """Tell a `LogsTransport` a batch's settlement (the exporter's accounts, for its metrics)."""
+    if isinstance(transport, LogsTransport):
+        timeout_s = None if deadline_s is None else max(0.0, deadline_s - now_s)
+        try:
+            transport.settled(settled, timeout_s)
+        except Exception:  # the settlement still reaches the aggregator
+            logger.debug("exporter: the sink failed to count batch %d", settled.batch_id)
+
+
+def sink_accounts(transport: Transport) -> dict[str, Any]:
+    """A `LogsTransport`'s own accounts for the exporter's snapshot; {} for other transports."""
+    if not isinstance(transport, LogsTransport):
+        return {}
+    try:
+        return dict(transport.accounts)
+    except Exception:
+        return {"error": "unavailable"}

@@ -164,6 +164,7 @@ def _after_fork_in_child() -> None:
     """The parent's threads do not exist here: forget its actors and sockets, and free locks
     that a parent thread held at the fork (it will never release them in this process)."""
     state.lock = threading.Lock()
+    _reentry.depth = 0  # forked from inside our start-up (a handler that forks): start afresh
     state.registry = None
     state.pool = None
     state.overflowed = {}

@@ -120,6 +120,8 @@ def instrument_connection(
     session_id: str | None = None,
 ) -> InstrumentedConnection:
     """Wrap a DB connection that is already open (no open latency is known)."""
+    if session_id is not None and (type(session_id) is not str or not 0 < len(session_id) <= 256):
+        raise ValueError("session_id must be a non-empty str of at most 256 characters or None")
     driver = driver if driver is not None else driver_info_of(type(raw_conn))
     target = _Target(
         host, driver, auth, auth_type, properties, settings, http_path, connection_params

@@ -197,6 +197,15 @@ class _Target:
         # The checks `actors.connect()` would make, made now: bad code fails at setup, and later
         # connects cannot raise for them.
         _telemetry.check_setup(host, driver, settings, auth, properties, http_path)
+        if auth_type is not None and (type(auth_type) is not str or not 0 < len(auth_type) <= 64):
+            raise ValueError(f"auth_type must be a short str (e.g. 'pat') or None: {auth_type!r}")
+        if connection_params is not None and not isinstance(
+            connection_params, DriverConnectionParams
+        ):
+            raise ValueError(
+                f"connection_params must be DriverConnectionParams or None, "
+                f"got {type(connection_params).__name__}"
+            )
         self.host = host
         self.driver = driver
         self.auth = auth

@@ -9,7 +9,8 @@ from __future__ import annotations
 import enum
 import functools
 import importlib.metadata
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import attrs
@@ -23,8 +24,11 @@ __all__ = [
     "log_kind",
     "log_record",
     "logs_request",
+    "namespace_of",
     "operation_name",
+    "remember_namespaces",
     "resource_attributes",
+    "status_code",
 ]
 
 Message = dict[str, Any]
@@ -35,6 +39,9 @@ EXCEPTION_EVENT = "db.client.operation.exception"
 _CLOSING = frozenset({"DELETE_SESSION", "CLOSE_STATEMENT", "CANCEL_STATEMENT"})
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i386": "x86"}
 _SDK_NAME = "driver-telemetry"
+# The exported error text starts with `[code]` when the driver knew a SQLSTATE or vendor code.
+_CODE_PREFIX = re.compile(r"\[([A-Za-z0-9_.\-]{1,64})\]")
+MAX_SESSIONS = 1024
 
 
 @attrs.frozen(kw_only=True)
@@ -121,6 +128,32 @@ def operation_name(log: SqlDriverLog) -> str | None:
     return None
 
 
+def status_code(log: SqlDriverLog) -> str | None:
+    """`db.response.status_code`: the `[code]` the error text starts with (a SQLSTATE), if any."""
+    trace = log.error_info.stack_trace if log.error_info else None
+    found = _CODE_PREFIX.match(trace) if isinstance(trace, str) else None
+    return found.group(1) if found else None
+
+
+def namespace_of(log: SqlDriverLog) -> str | None:
+    """The `http_path` a connection log carries (the warehouse or cluster: `db.namespace`)."""
+    params = log.driver_connection_params
+    return params.http_path if params is not None and params.http_path else None
+
+
+def remember_namespaces(logs: Iterable[FrontendLog], into: MutableMapping[str, str]) -> None:
+    """Note each session's namespace from its connection log, keeping at most MAX_SESSIONS."""
+    for frontend in logs:
+        log = frontend.entry.sql_driver_log if frontend.entry else None
+        path = namespace_of(log) if log is not None else None
+        if path is None or log is None or log.session_id is None:
+            continue
+        into.pop(log.session_id, None)
+        into[log.session_id] = path
+        while len(into) > MAX_SESSIONS:  # the oldest sessions go first
+            del into[next(iter(into))]
+
+
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
@@ -145,13 +178,19 @@ def _flat(prefix: str, record: Any) -> list[tuple[str, object]]:
 
 
 def _attributes(
-    frontend: FrontendLog, log: SqlDriverLog, server: ServerAddress | None, db_system: str
+    frontend: FrontendLog,
+    log: SqlDriverLog,
+    server: ServerAddress | None,
+    db_system: str,
+    namespace: str | None,
 ) -> list[tuple[str, object]]:
     error = log.error_info
     client = frontend.context.client_context if frontend.context else None
     pairs: list[tuple[str, object]] = [
         ("db.system.name", db_system),
+        ("db.namespace", namespace),
         ("db.operation.name", operation_name(log)),
+        ("db.response.status_code", status_code(log) if error else None),
         ("server.address", server.host if server else None),
         ("server.port", server.port if server else None),
         ("error.type", (error.error_name or "_OTHER") if error else None),
@@ -178,9 +217,16 @@ def log_record(
     server: ServerAddress | None,
     observed_ns: int,
     db_system: str = "databricks",
+    namespaces: Mapping[str, str] | None = None,
 ) -> Message:
-    """One `LogRecord`; an error is a `db.client.operation.exception` event at WARN."""
+    """One `LogRecord`; an error is a `db.client.operation.exception` event at WARN.
+
+    `namespaces` maps a session to its namespace, for the logs after its connection log.
+    """
     log = (frontend.entry.sql_driver_log if frontend.entry else None) or SqlDriverLog()
+    namespace = namespace_of(log)
+    if namespace is None and namespaces and log.session_id is not None:
+        namespace = namespaces.get(log.session_id)
     kind = log_kind(log)
     client = frontend.context.client_context if frontend.context else None
     when_ms = client.timestamp_millis if client else None
@@ -192,7 +238,7 @@ def log_record(
         "severity_number": SEVERITY_WARN if error else SEVERITY_INFO,
         "severity_text": "WARN" if error else "INFO",
         "body": {"string_value": body or f"databricks.driver.{kind}"},
-        "attributes": key_values(_attributes(frontend, log, server, db_system)),
+        "attributes": key_values(_attributes(frontend, log, server, db_system, namespace)),
         "event_name": EXCEPTION_EVENT if error else f"databricks.driver.{kind}",
     }
 
@@ -214,11 +260,12 @@ def logs_request(
     server: ServerAddress | None,
     observed_ns: int,
     systems: Sequence[SystemConfiguration | None] | None = None,
+    namespaces: Mapping[str, str] | None = None,
 ) -> Message:
     """An `ExportLogsServiceRequest`: one ResourceLogs per system configuration, scope = driver.
 
     `systems`, if given, are the logs' system configurations (decoded once per batch rather
-    than once per log); by default each log's own.
+    than once per log); by default each log's own. `namespaces`: sessions' namespaces.
     """
     if systems is None:
         systems = [_system_of(frontend) for frontend in logs]
@@ -226,7 +273,11 @@ def logs_request(
     groups: dict[SystemConfiguration | None, list[Message]] = {}
     for frontend, system in zip(logs, systems, strict=True):
         record = log_record(
-            frontend, server=server, observed_ns=observed_ns, db_system=resource.db_system
+            frontend,
+            server=server,
+            observed_ns=observed_ns,
+            db_system=resource.db_system,
+            namespaces=namespaces,
         )
         groups.setdefault(system or known, []).append(record)
     return {"resource_logs": [_resource_logs(s, r, resource) for s, r in groups.items()]}

@@ -55,6 +55,7 @@ class CounterPoint:
     description: str
     attributes: Attributes
     value: int
+    unit: str = "{log}"
 
 
 def _histogram(points: Iterable[HistogramPoint], start_ns: int, now_ns: int) -> Message:
@@ -88,7 +89,7 @@ def _counters(points: list[CounterPoint], start_ns: int, now_ns: int) -> list[Me
             {
                 "name": p.name,
                 "description": p.description,
-                "unit": "{log}",
+                "unit": p.unit,
                 "sum": {"data_points": [], "aggregation_temporality": CUMULATIVE},
             },
         )

@@ -15,12 +15,15 @@ import attrs
 import actors
 from messages import events as ev
 from messages.enums import ExecutionResultFormat, StatementType
+from messages.errors import error_code
+from messages.records import DriverConnectionParams
 
 DRIVER = actors.DriverInfo(name="OtlpTestDriver", version="2.1.0", client_app_name="billing-app")
 STATEMENTS = 3
 SECRET = "dapi0123456789abcdef0123456789abcdef"
 LITERAL = "alice@example.com"
 QUERY_TEXT = "SELECT k, v FROM t WHERE k >= ?"
+HTTP_PATH = "/sql/1.0/warehouses/otlp-test"
 
 
 @attrs.define
@@ -32,6 +35,7 @@ class Told:
     errors: list[str] = attrs.Factory(list)
     sessions: list[str] = attrs.Factory(list)
     rows: list[Any] = attrs.Factory(list)
+    entry: dict[str, Any] = attrs.Factory(dict)  # the host's dump_state() entry, at the end
 
     @property
     def logs(self) -> int:
@@ -48,7 +52,12 @@ def run_connection(telemetry: actors.Connection, sid: str, told: Told) -> None:
 
     told.sessions.append(sid)
     db = sqlite3.connect(":memory:")
-    tell(ev.ConnectionOpened(session_id=sid, auth_type="pat", latency_ms=3.0))
+    params = DriverConnectionParams(http_path=HTTP_PATH)
+    tell(
+        ev.ConnectionOpened(
+            session_id=sid, auth_type="pat", latency_ms=3.0, connection_params=params
+        )
+    )
     db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
     db.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(10)])
     for k in range(STATEMENTS):
@@ -80,6 +89,7 @@ def run_connection(telemetry: actors.Connection, sid: str, told: Told) -> None:
         tell(
             ev.ErrorOccurred(
                 error_name=type(exc).__name__,
+                error_code=error_code(exc),
                 message=message,
                 statement_id=bad,
                 session_id=sid,

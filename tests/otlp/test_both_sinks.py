@@ -54,6 +54,7 @@ def run_both(
         keeper.close()
     actors.shutdown(3.0)
     (entry,) = actors.dump_state()["hosts"].values()
+    told.entry = entry
     return told, dict(entry["accounting"])
 
 
@@ -122,3 +123,7 @@ def test_a_failing_collector_costs_the_service_nothing_and_is_counted(
     )
     assert len(uids(receiver)) == len(set(uids(receiver))) == told.logs  # none sent twice
     assert rejected_counts(receiver) == {"http_503": refused}
+    # ... and in dump_state(), per host: the exporter's sink entry of each tree.
+    (tree,) = told.entry["finished_generations"]
+    assert tree["exporter"]["sink"]["mirror_undelivered"] == {"http_503": refused}
+    assert tree["exporter"]["sink"]["logs_taken"] == told.logs - refused

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from _otlp_receiver import OtlpReceiver
-from _otlp_workload import DRIVER, LITERAL, SECRET, Told, run_connection
+from _otlp_workload import DRIVER, HTTP_PATH, LITERAL, SECRET, Told, run_connection
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from waiting import poll_until
@@ -196,6 +196,7 @@ def test_driver_logs_arrive_through_the_collector_with_their_attributes(
         seen = attributes(record)
         assert seen["db.system.name"] == "databricks"
         assert seen["db.operation.name"] == "EXECUTE_STATEMENT"
+        assert seen["db.namespace"] == HTTP_PATH  # from its session's connection log
         assert seen["server.address"] == HOST
         assert seen["databricks.sql_operation.execution_result"] == "INLINE_ARROW"
         assert record.severity_text == "INFO"
@@ -206,6 +207,7 @@ def test_driver_logs_arrive_through_the_collector_with_their_attributes(
         assert error.severity_number == 13 and error.severity_text == "WARN"
         seen = attributes(error)
         assert seen["error.type"] == "OperationalError"
+        assert seen["db.response.status_code"] == "SQLITE_ERROR"  # the driver's own code
         message = seen["exception.message"]
         assert SECRET not in message and LITERAL not in message
         assert "syntax error" in message
@@ -247,11 +249,12 @@ def test_duration_histogram_and_counters_arrive_through_the_collector(
     exported = [
         p.as_int
         for m in metrics()
-        if m.name == "driver_telemetry.otlp.logs.exported"
+        if m.name == "driver_telemetry.events.exported"
         for p in m.sum.data_points
     ]
-    assert max(exported) == told.logs
-    assert accounting["exported"] == told.events
+    # The library's own accounts, as the exporter settled them: the last request has them all.
+    assert max(exported) == accounting["exported"] == told.events
+    assert not [m for m in metrics() if m.name == "driver_telemetry.events.dropped"]
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])

@@ -10,10 +10,17 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 import actors
 from actors._export.http import HttpOutcome
 from actors._export.otlp import OtlpTransport
+from messages.commands import BatchSettled
 from messages.config import TelemetrySettings
 from messages.enums import OperationType, StatementType
 from messages.otlp import LOGS_REQUEST, OtlpResource, ServerAddress, encode
-from messages.otlp.mapping import log_record, logs_request, resource_attributes
+from messages.otlp.mapping import (
+    MAX_SESSIONS,
+    log_record,
+    logs_request,
+    remember_namespaces,
+    resource_attributes,
+)
 from messages.otlp.options import parse_headers, parse_resource_attributes, signal_url
 from messages.privacy import strip_for_unauth
 from messages.records import (
@@ -209,6 +216,7 @@ def test_the_flag_is_answered_locally_and_no_driver_header_is_forwarded() -> Non
     outcome = transport.request(
         "POST", "https://h/telemetry-ext", body=body, headers={"Authorization": "Bearer t"}
     )
+    transport.settled(BatchSettled(batch_id=1, exported_events=1, exported_logs=1, dropped={}))
 
     assert flag.ok and b"true" in flag.body
     assert outcome.ok and b'"numProtoSuccess": 1' in outcome.body
@@ -230,3 +238,54 @@ def test_a_close_log_shares_its_connection_resource() -> None:
     (resource_logs,) = request["resource_logs"]
     assert len(resource_logs["scope_logs"][0]["log_records"]) == 2
     assert dict(resource_logs["resource"]["attributes"])["service.name"] == "app"
+
+
+def test_an_error_with_a_sqlstate_carries_it_as_the_response_status_code() -> None:
+    error = DriverErrorInfo(error_name="ProgrammingError", stack_trace="[42P01] no such table")
+    record = log_record(frontend(statement(error=error)), server=SERVER, observed_ns=1)
+
+    assert attributes_of(record)["db.response.status_code"] == "42P01"
+
+
+def test_an_error_without_a_code_and_a_statement_have_no_response_status_code() -> None:
+    error = DriverErrorInfo(error_name="ProgrammingError", stack_trace="no such table")
+    bare = log_record(frontend(statement(error=error)), server=SERVER, observed_ns=1)
+    ok = log_record(frontend(statement()), server=SERVER, observed_ns=1)
+    odd = DriverErrorInfo(error_name="E", stack_trace="[not a code] x")
+    spaced = log_record(frontend(statement(error=odd)), server=SERVER, observed_ns=1)
+
+    for record in (bare, ok, spaced):
+        assert "db.response.status_code" not in attributes_of(record)
+
+
+def test_a_sessions_http_path_is_the_namespace_of_its_later_logs_too() -> None:
+    params = DriverConnectionParams(http_path="/sql/1.0/warehouses/w1")
+    opened = frontend(SqlDriverLog(session_id="s", driver_connection_params=params))
+    later = frontend(statement())  # session "s", no connection params of its own
+    stranger = frontend(SqlDriverLog(session_id="other", sql_statement_id="q"))
+    seen: dict[str, str] = {}
+
+    remember_namespaces([opened], seen)
+    records = [
+        log_record(log, server=SERVER, observed_ns=1, namespaces=seen)
+        for log in (opened, later, stranger)
+    ]
+
+    namespaces = [attributes_of(r).get("db.namespace") for r in records]
+    assert namespaces == ["/sql/1.0/warehouses/w1", "/sql/1.0/warehouses/w1", None]
+
+
+def test_the_namespaces_remembered_are_bounded_oldest_first() -> None:
+    seen: dict[str, str] = {}
+    logs = [
+        frontend(
+            SqlDriverLog(
+                session_id=f"s{n}", driver_connection_params=DriverConnectionParams(http_path="/p")
+            )
+        )
+        for n in range(MAX_SESSIONS + 5)
+    ]
+
+    remember_namespaces(logs, seen)
+
+    assert len(seen) == MAX_SESSIONS and "s0" not in seen and f"s{MAX_SESSIONS + 4}" in seen

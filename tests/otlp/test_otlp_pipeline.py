@@ -78,6 +78,24 @@ def assert_balanced(accounting: dict[str, Any], told: Told) -> None:
     assert accounting["balanced"], accounting
 
 
+def counter_totals(receiver: OtlpReceiver, name: str) -> dict[str, int]:
+    """A counter's totals by `reason` ("" if none), summed over the trees' cumulative series."""
+    last: dict[tuple[int, str], int] = {}
+    for request in receiver.requests("metrics"):
+        for rm in request.decoded().resource_metrics:  # type: ignore[attr-defined]
+            for metric in rm.scope_metrics[0].metrics:
+                if metric.name != name:
+                    continue
+                for p in metric.sum.data_points:
+                    reason = p.attributes[0].value.string_value if p.attributes else ""
+                    key = (p.start_time_unix_nano, reason)
+                    last[key] = max(last.get(key, 0), p.as_int)
+    totals: dict[str, int] = {}
+    for (_start, reason), value in last.items():
+        totals[reason] = totals.get(reason, 0) + value
+    return totals
+
+
 def uids(receiver: OtlpReceiver) -> list[str]:
     return [
         next(a.value.string_value for a in record.attributes if a.key == "log.record.uid")
@@ -99,18 +117,16 @@ def test_every_log_reaches_a_healthy_receiver_and_the_accounts_balance(
     }
     # Each tree (one per connection here) is a cumulative series of its own start time.
     durations: dict[tuple[int, str], int] = {}
-    exported: dict[int, int] = {}
     for request in receiver.requests("metrics"):
         for rm in request.decoded().resource_metrics:  # type: ignore[attr-defined]
             for metric in rm.scope_metrics[0].metrics:
                 for p in metric.histogram.data_points:
                     key = (p.start_time_unix_nano, repr(sorted(str(a) for a in p.attributes)))
                     durations[key] = max(durations.get(key, 0), p.count)
-                for p in metric.sum.data_points:
-                    if metric.name == "driver_telemetry.otlp.logs.exported":
-                        exported[p.start_time_unix_nano] = p.as_int
     assert sum(durations.values()) == told.logs - len(told.errors)  # errors carry no latency
-    assert sum(exported.values()) == told.logs
+    # The counters are the library's accounts (events), not the sink's count of logs.
+    assert counter_totals(receiver, "driver_telemetry.events.exported") == {"": told.events}
+    assert counter_totals(receiver, "driver_telemetry.events.dropped") == {}
 
 
 def test_nothing_private_reaches_the_collector(receiver: OtlpReceiver) -> None:
@@ -256,9 +272,13 @@ def test_a_partial_success_drops_the_rejected_logs_under_their_own_reason(
     told, accounting = run(otlp_settings(receiver, batch_size=3, otlp_protocol=protocol), 1)
 
     assert_balanced(accounting, told)
-    assert set(accounting["dropped"]) == {"partial_rejected"}
+    assert set(accounting["dropped"]) == {"otlp_partial_rejected"}
     assert 0 < accounting["exported"] < told.events
     assert len(uids(receiver)) == len(set(uids(receiver))) == told.logs  # none sent again
+    exported = counter_totals(receiver, "driver_telemetry.events.exported")
+    assert exported == {"": accounting["exported"]}
+    dropped = counter_totals(receiver, "driver_telemetry.events.dropped")
+    assert dropped == accounting["dropped"]
 
 
 def test_a_huge_answer_is_read_only_up_to_its_cap(receiver: OtlpReceiver) -> None:
@@ -321,3 +341,36 @@ def test_nothing_of_ours_logs_above_debug_with_a_misbehaving_collector(
     ours = [r for r in caplog.records if r.name.split(".")[0] in ("actors", "messages")]
     assert ours  # the faults were noticed, at DEBUG
     assert {r.levelno for r in ours} == {logging.DEBUG}
+
+
+def test_the_exporter_hands_the_sink_its_records_so_no_body_is_parsed_back(
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def parse_back(*args: Any) -> Any:
+        raise AssertionError("the export body was parsed back")
+
+    monkeypatch.setattr(otlp_sink.OtlpTransport, "_decode", parse_back)
+
+    told, accounting = run(otlp_settings(receiver, batch_size=4), sessions=1)
+
+    assert_balanced(accounting, told)
+    assert accounting["exported"] == told.events
+    assert len(uids(receiver)) == len(set(uids(receiver))) == told.logs
+
+
+def test_an_unauthenticated_connections_records_reach_the_sink_reduced(
+    receiver: OtlpReceiver,
+) -> None:
+    settings = otlp_settings(receiver)
+    told = Told()
+    telemetry = actors.connect(HOST, settings=settings, driver=DRIVER)  # no auth
+    run_connection(telemetry, "s0", told)
+    telemetry.close()
+    actors.shutdown(settings.shutdown_timeout_s + 1.0)
+
+    records = receiver.log_records()
+    assert len(records) == told.logs
+    for _resource, _scope, record in records:
+        keys = {a.key for a in record.attributes}
+        assert not keys & {"databricks.session_id", "databricks.statement_id", "db.namespace"}
+        assert not any(k.startswith("databricks.connection.") for k in keys)

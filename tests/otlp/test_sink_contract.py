@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from actors._export import mirror as mirror_module
 from actors._export import otlp as otlp_sink
 from actors._export.classify import ErrorKind
 from actors._export.http import HttpOutcome
 from actors._export.mirror import MirrorTransport
 from actors._export.otlp import OtlpTransport
 from actors._export.retry import error_kind
+from messages.commands import BatchSettled
 from messages.config import TelemetrySettings
 from messages.records import FrontendLog
 from messages.wire import encode_frontend_log, encode_request
@@ -75,9 +75,10 @@ def test_metrics_that_break_do_not_change_what_the_logs_answer_said(
 def test_a_breaking_mirror_leaves_the_service_answer_as_it_was(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(mirror_module, "encode_request", boom)
     service = Answering()
-    tee = MirrorTransport(service, OtlpTransport(SETTINGS, inner=Answering()))
+    collector = OtlpTransport(SETTINGS, inner=Answering())
+    monkeypatch.setattr(collector, "send_records", boom)
+    tee = MirrorTransport(service, collector)
 
     outcome = tee.request("POST", "https://h/telemetry-ext", body=body(), headers={})
 
@@ -91,7 +92,7 @@ def test_a_refused_mirror_is_counted_and_the_service_answer_stands() -> None:
     outcome = tee.request("POST", "https://h/telemetry-ext", body=body(), headers={})
 
     assert outcome.ok
-    assert collector.accounts["logs"] == {"export_failed": 2}
+    assert collector.accounts["mirror_undelivered"] == {"export_failed": 2}
 
 
 def test_metrics_while_draining_stay_within_the_same_deadline() -> None:
@@ -110,9 +111,20 @@ def test_metrics_while_draining_stay_within_the_same_deadline() -> None:
 
     inner = Slow()
     transport = OtlpTransport(SETTINGS, inner=inner)
+    settled = BatchSettled(batch_id=1, exported_events=2, exported_logs=2, dropped={})
 
     transport.request("POST", "https://h/telemetry-ext", body=body(), headers={}, timeout_s=0.5)
+    transport.settled(settled, 0.3)  # what the exporter has left of its drain deadline
 
-    assert len(inner.timeouts) == 2  # logs, then the final metrics
-    assert inner.timeouts[0] == 0.5
-    assert inner.timeouts[1] is not None and inner.timeouts[1] <= 0.31
+    assert inner.timeouts == [0.5, 0.3]  # logs, then the final metrics, within what is left
+
+
+def test_no_metrics_are_sent_once_the_drain_deadline_is_all_but_spent() -> None:
+    inner = Answering()
+    transport = OtlpTransport(SETTINGS, inner=inner)
+    settled = BatchSettled(batch_id=1, exported_events=2, exported_logs=2, dropped={})
+
+    transport.request("POST", "https://h/telemetry-ext", body=body(), headers={}, timeout_s=0.5)
+    transport.settled(settled, 0.01)
+
+    assert inner.urls == ["http://localhost:4318/v1/logs"]

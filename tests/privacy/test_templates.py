@@ -10,6 +10,7 @@ same text whatever is planted (errors still group).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import sqlite3
@@ -53,7 +54,7 @@ def collect(driver: str, request: pytest.FixtureRequest) -> list[tuple[str, str]
     """Run the corpus once on an uninstrumented connection of `driver`; return its templates."""
     plant = Plant(random.Random(random.SystemRandom().getrandbits(64)))
     if driver == "sqlite3":
-        with sqlite3.connect(":memory:") as conn:
+        with contextlib.closing(sqlite3.connect(":memory:")) as conn:
             sqlite_cases(_Cursor(conn.cursor()), plant, (sqlite3.Error,))
     else:
         psycopg = require_module("psycopg", "psycopg[binary]")

@@ -87,3 +87,27 @@ def test_driver_info_accepts_real_driver_names_versions_and_unicode_app_names() 
         name="psycopg2", version="2.9.9 (dt dec pq3 ext lo64)", client_app_name="Отчёты 报表"
     )
     assert info.user_agent == "psycopg2/2.9.9 (dt dec pq3 ext lo64)"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"auth_type": 123}, "auth_type must be a short str"),
+        ({"auth_type": "x" * 65}, "auth_type must be a short str"),
+        ({"connection_params": {"http_path": "/x"}}, "connection_params must be"),
+    ],
+)
+def test_instrument_rejects_bad_auth_type_or_connection_params_at_setup(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        actors.instrument(sqlite3, host="example.com", **options)
+
+
+def test_instrument_connection_rejects_a_session_id_that_is_not_a_str() -> None:
+    raw = sqlite3.connect(":memory:")
+    try:
+        with pytest.raises(ValueError, match="session_id must be a non-empty str"):
+            actors.instrument_connection(raw, host="example.com", session_id=5)  # type: ignore[arg-type]
+    finally:
+        raw.close()

@@ -46,6 +46,14 @@ def alternative_value(spec: SettingSpec) -> tuple[str, object]:
         "otlp_resource_attributes": ("team=db", "team=db"),
         "otlp_service_name": (" billing ", "billing"),
         "otlp_db_system": ("postgresql", "postgresql"),
+        "otlp_logs_protocol": (" HTTP/JSON ", "http/json"),
+        "otlp_logs_headers": ("a=b", "a=b"),
+        "otlp_logs_timeout_ms": (" 250 ", 250),
+        "otlp_logs_compression": ("GZIP", "gzip"),
+        "otlp_metrics_protocol": ("http/json", "http/json"),
+        "otlp_metrics_headers": ("c=d", "c=d"),
+        "otlp_metrics_timeout_ms": ("300", 300),
+        "otlp_metrics_compression": ("gzip", "gzip"),
     }
     assert spec.field in by_field, f"add an alternative value for new setting {spec.key}"
     return by_field[spec.field]
@@ -73,6 +81,14 @@ def invalid_explicit_value(spec: SettingSpec) -> Any:
         "otlp_resource_attributes": "=x",
         "otlp_service_name": 3,
         "otlp_db_system": " ",
+        "otlp_logs_protocol": "grpc",
+        "otlp_logs_headers": "no-equals-sign",
+        "otlp_logs_timeout_ms": 0,
+        "otlp_logs_compression": "zstd",
+        "otlp_metrics_protocol": "http",
+        "otlp_metrics_headers": "bad name=x",
+        "otlp_metrics_timeout_ms": -5,
+        "otlp_metrics_compression": "br",
     }
     assert spec.field in by_field, f"add an invalid value for new setting {spec.key}"
     return by_field[spec.field]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import time
@@ -241,7 +242,8 @@ def test_error_code_reads_each_driver_attribute() -> None:
     assert error_code(ConnectionRefusedError(111, "refused")) == "111"
     assert error_code(Raising("x")) is None
     assert error_code(ValueError("plain")) is None
-    with sqlite3.connect(":memory:") as conn, pytest.raises(sqlite3.Error) as caught:
+    conn = sqlite3.connect(":memory:")
+    with contextlib.closing(conn), pytest.raises(sqlite3.Error) as caught:
         conn.execute("SELECT * FROM missing_table")
     assert error_code(caught.value) == "SQLITE_ERROR"
 
@@ -308,3 +310,9 @@ def test_a_64_kb_repetition_of_any_unit_is_masked_in_bounded_time_to_vocabulary(
     vocabulary = FUNCTION_WORDS | CONTENT_WORDS
     assert all(word.lower() in vocabulary for word in words), (unit, words[:5])
     assert all(len(number) <= 5 for number in numbers), unit
+
+
+@pytest.mark.parametrize("dropped", ["\x00", "\x1b", "\x7f", "\u200b", "\U0001f600"])
+def test_a_dropped_character_never_joins_the_words_beside_it(dropped: str) -> None:
+    out = mask_text(f"duplicate{dropped}key value")
+    assert out.split()[:2] == ["duplicate", "key"], out
