@@ -12,6 +12,7 @@ events told from one registered before the import (it runs after ours) are count
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,9 @@ SHUTDOWN_TIMEOUT_MS = 1000
 EXIT_BOUND_S = SHUTDOWN_TIMEOUT_MS / 1000 + 0.5
 PROPERTIES = {"shutdown_timeout_ms": SHUTDOWN_TIMEOUT_MS, "flush_interval_ms": 60_000}
 LATE_EVENTS = 5
+# 3.12.1 refuses new threads once the main thread has returned (gh-113964): no tree can start
+# in an exit handler there, so what it tells is counted, not delivered.
+THREADS_REFUSED_AT_EXIT = sys.version_info[:3] == (3, 12, 1)
 
 
 @pytest.fixture
@@ -89,7 +93,9 @@ def test_events_told_from_an_atexit_handler_registered_after_the_import_are_deli
 
     late = result.report["late"]
     delivered = late_events_stored(stored(endpoint))
-    print(f"handler registered after the import: {delivered} delivered")
-    assert (delivered, late["accepted"], late["dropped_without_registry"]) == (LATE_EVENTS,) * 2 + (
-        0,
-    )
+    accounting = late["accounting"] or {}
+    counted = sum(accounting.get("dropped", {}).values()) + late["dropped_without_registry"]
+    print(f"handler registered after the import: {delivered} delivered, {counted} counted")
+    assert delivered + counted == LATE_EVENTS
+    if not THREADS_REFUSED_AT_EXIT:
+        assert (delivered, late["accepted"]) == (LATE_EVENTS, LATE_EVENTS)
