@@ -113,7 +113,8 @@ class AggregatorActor(GuardedActor):
                 self._on_flush(message)
             case Drain():
                 self._on_drain(message)
-            case Drained(snapshot=exporter_final):
+            case Drained(snapshot=exporter_final, breaker=breaker):
+                self._drain.breaker = breaker
                 self._finish_drain(exporter_final)
             case Abandon():
                 self._on_abandon()
@@ -265,7 +266,7 @@ class AggregatorActor(GuardedActor):
         final = self.snapshot()
         if self._drain.exporter_final is not None:
             final["exporter"] = dict(self._drain.exporter_final)
-        notify.tell(Drained(snapshot=final))
+        notify.tell(Drained(snapshot=final, breaker=self._drain.breaker))
 
     def snapshot(self) -> dict[str, Any]:
         """The host's accounts (one `Accounts` record) and buffers."""

@@ -287,7 +287,7 @@ class ExporterActor(GuardedActor):
     def _maybe_finish_drain(self) -> None:
         if self._drain_notify is not None and not self._queue and not self._waiting:
             notify, self._drain_notify = self._drain_notify, None
-            notify.tell(Drained(snapshot=self.snapshot()))
+            notify.tell(Drained(snapshot=self.snapshot(), breaker=self._breaker.snapshot()))
 
     def snapshot(self) -> dict[str, Any]:
         """Breaker (a record, for the host's next tree), rate limit, batches, outcomes, drops."""

@@ -49,6 +49,8 @@ class HostTree:
     aggregator: pykka.ActorRef[Any]
     exporter: pykka.ActorRef[Any]
     flag: FlagView
+    # Set once, by the supervisor, when the tree has stopped: whoever holds the tree can wait.
+    final: pykka.ThreadingFuture[TreeFinal] = attrs.field(factory=pykka.ThreadingFuture)
 
 
 class _Finalize:
@@ -69,6 +71,7 @@ class HostSupervisor(GuardedActor):
         flag_actor: pykka.ActorRef[Any],
         aggregator: pykka.ActorRef[Any],
         stop_signal: StopSignal | None = None,
+        final: Reply | None = None,
     ) -> None:
         super().__init__()
         self._host = host
@@ -79,7 +82,7 @@ class HostSupervisor(GuardedActor):
         self._children = children
         self._flag_actor = flag_actor
         self._aggregator = aggregator
-        self._replies: list[Reply] = []
+        self._replies: list[Reply] = [] if final is None else [final]
         self._stopping_since: float | None = None
         self._finished = False
 
@@ -102,8 +105,8 @@ class HostSupervisor(GuardedActor):
                 # The grace starts now, not at the deadline: a timer running late (a busy GIL)
                 # would otherwise deliver both at once and lose the aggregator's final accounts.
                 self._timer.schedule(_FINALIZE_GRACE_S, self.actor_ref, _Finalize())
-            case Drained(snapshot=snapshot):
-                self._finish(snapshot)
+            case Drained(snapshot=snapshot, breaker=breaker):
+                self._finish(snapshot, breaker)
             case _Finalize():
                 self._finish(None)
             case DumpState():
@@ -112,17 +115,20 @@ class HostSupervisor(GuardedActor):
                 logger.debug("supervisor: unexpected message %r", type(message))
         return None
 
-    def _finish(self, snapshot: Mapping[str, Any] | None) -> None:
+    def _finish(
+        self, snapshot: Mapping[str, Any] | None, breaker: BreakerSnapshot | None = None
+    ) -> None:
         if self._finished:
             return
         self._finished = True
-        final = TreeFinal(
-            generation=self._generation, snapshot=snapshot, breaker=_final_breaker(snapshot)
-        )
+        final = TreeFinal(generation=self._generation, snapshot=snapshot, breaker=breaker)
         for child in self._children:
             child.stop(block=False)
         self._timer.stop(timeout_s=0.0)
-        self._registry.tell(TreeStopped(host=self._host, final=final))
+        try:
+            self._registry.tell(TreeStopped(host=self._host, final=final))
+        except Exception:  # the registry is gone (a shutdown): this tree still stops
+            logger.debug("supervisor: no registry to tell that %s stopped", self._host)
         for reply in self._replies:
             reply.set(final)
         self.actor_ref.stop(block=False)
@@ -136,13 +142,6 @@ class HostSupervisor(GuardedActor):
             "timer_alive": self._timer.alive,
             "handler_errors": self.handler_errors,
         }
-
-
-def _final_breaker(accounts: Mapping[str, Any] | None) -> BreakerSnapshot | None:
-    """The exporter's last breaker, which the aggregator's final accounts carry."""
-    exporter = accounts.get("exporter") if accounts is not None else None
-    breaker = exporter.get("breaker") if isinstance(exporter, Mapping) else None
-    return breaker if isinstance(breaker, BreakerSnapshot) else None
 
 
 def start_tree(
@@ -180,6 +179,7 @@ def start_tree(
         context=first,
         driver_version=config.driver_version,
     )
+    final: pykka.ThreadingFuture[TreeFinal] = pykka.ThreadingFuture()
     supervisor = HostSupervisor.start(
         host=config.address.key,
         generation=generation,
@@ -189,6 +189,7 @@ def start_tree(
         flag_actor=flags,
         aggregator=aggregator,
         stop_signal=stop_signal,
+        final=final,
     )
     return HostTree(
         generation=generation,
@@ -197,4 +198,5 @@ def start_tree(
         aggregator=aggregator,
         exporter=exporter,
         flag=view,
+        final=final,
     )

@@ -129,7 +129,8 @@ class Connection:
             return False
 
     def close(self) -> None:
-        """Release this connection's lease (idempotent); the last one stops the host's tree."""
+        """Release this connection's lease (idempotent); the last one lets the host's tree linger
+        for `telemetry.idle_linger_ms`, then stop."""
         if self._closed:
             return
         self._closed = True
@@ -211,7 +212,7 @@ def connect(
     """
     address = check_setup(host, driver, settings, auth, properties, http_path, session)
     if settings is None:
-        settings = TelemetrySettings.from_sources(properties)
+        settings = startup.settings_of(properties)
     handle = Connection(address.key, (address, driver, auth, http_path, settings, session))
     _open(handle, address, driver, auth, http_path, settings, session)
     return handle
@@ -240,6 +241,10 @@ def _open(
     except Exception:  # checked input cannot fail here; if it does, no telemetry, no raise
         logger.debug("telemetry: no context for %s", address.key, exc_info=True)
         return
+    published = startup.published_lease(context)
+    if published is not None:  # the host's tree is live or lingers: no wait for the registry
+        handle._bind(context, published)
+        return
     try:
         config = TreeConfig(
             address=address,
@@ -254,11 +259,14 @@ def _open(
         if registry is None:
             _refuse(handle, context, "called back from inside telemetry or a logging handler")
             return
-        lease: HostLease = ask(
+        lease: HostLease | None = ask(
             registry,
             Connect(host=address.key, context=context, tree_config=config),
             ASK_TIMEOUT_S,
         )
+        if lease is None:  # the registry is shutting down: a tree now would outlive it
+            _refuse(handle, context, "shutting down")
+            return
         state.shutdown_timeout_s = max(state.shutdown_timeout_s or 0.0, settings.shutdown_timeout_s)
         handle._bind(context, lease)
     except Exception as exc:

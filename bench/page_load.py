@@ -20,10 +20,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.tools.local_endpoint import LocalEndpoint, LogStore  # noqa: E402
+from actors.tools.local_endpoint import LocalEndpoint, LogStore
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HOSTS = ("127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003")
 ERRORS = (

@@ -61,7 +61,7 @@ class Connection:
             rows = cursor.fetchall()
             fetch_ms = (time.perf_counter() - fetch_started) * 1000
         except Exception as exc:
-            telemetry.tell(  # telemetry: the message is redacted before export
+            telemetry.tell(  # telemetry: the message is masked before export
                 ev.ErrorOccurred(
                     error_name=type(exc).__name__,
                     message=str(exc),
@@ -87,7 +87,7 @@ class Connection:
         return rows
 
     def close(self) -> None:
-        """Close the session; the last connection to a host stops its telemetry tree."""
+        """Close the session; a host's tree lingers after its last connection, then stops."""
         self._db.close()
         self._telemetry.tell(ev.ConnectionClosed(session_id=self._session_id))  # telemetry
         self._telemetry.close()  # telemetry

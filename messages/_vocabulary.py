@@ -53,10 +53,10 @@ context continue contrecord control controls conversion convert converted copy c
 corrupt corrupted cost count crash create created creating creation cross current currently
 cursor custom cycle damaged data database databricks datatype datatypes date datetime dead
 deadlock debugging declared decoding default defaults deferrable define defined definition
-definitions delay delete deleted deletes delimiter depend depth descriptor destination detach
+definitions delay delete deleted delta deletes delimiter depend depth descriptor destination detach
 detail details detected determine dict dictionary different digit digits dimension dimensional
-dimensions direct directories directory disable disabled disables disk display distance division
-documentation doesn domain domains dotted double download driver drivers drop dropped dump
+dimensions direct directories directory disable disabled disables disk display distance divide
+division documentation doesn domain domains dotted double download driver drivers drop dropped dump
 duplicate duration dynamic elapsed element elements empty enable enabled enables encode encoding
 encryption end ended ends enough ensure entries entry enum environment eof equal errno error
 errors escape escapes establish established estimate estimator event exactly example exceeded

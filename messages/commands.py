@@ -35,6 +35,7 @@ __all__ = [
     "FlushTick",
     "HostLease",
     "HostOrigin",
+    "LingerEnded",
     "ListHosts",
     "Pump",
     "RefreshFlag",
@@ -133,11 +134,16 @@ class TreeConfig:
 
 @attrs.frozen(kw_only=True)
 class Connect:
-    """Ask the registry for a lease on a host's tree, starting the tree on first use."""
+    """Ask the registry for a lease on a host's tree, starting the tree on first use.
+
+    Told with `reuse` (a generation) and no `tree_config`, it only joins that tree, if live: the
+    facade took the tree's published lease without asking.
+    """
 
     host: str
     context: ConnectionContext
-    tree_config: TreeConfig
+    tree_config: TreeConfig | None
+    reuse: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -168,8 +174,16 @@ class FacadeDropped:
 
 
 @attrs.frozen(kw_only=True)
+class LingerEnded:
+    """Timer fact: a host's idle tree lingered its time; stop it unless a connect came."""
+
+    host: str
+    generation: int
+
+
+@attrs.frozen(kw_only=True)
 class ListHosts:
-    """Ask the registry for its live, stopping and finished hosts."""
+    """Ask the registry for its live, stopping and finished hosts (a `HostListing`)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -215,11 +229,13 @@ class Drain:
 
 @attrs.frozen(kw_only=True)
 class Drained:
-    """The final drain finished; `snapshot` is the sender's final state (if it keeps accounts)."""
+    """The final drain finished; `snapshot` is the sender's final state (if it keeps accounts),
+    `breaker` the exporter's last breaker (for the host's next tree), relayed by the aggregator."""
 
     snapshot: Mapping[str, Any] | None = attrs.field(
         default=None, converter=attrs.converters.optional(frozen_mapping)
     )
+    breaker: BreakerSnapshot | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -277,6 +277,12 @@ class TelemetrySettings:
         _ints(0, 60_000),
         "Bound on the final flush at exit (max 60000)",
     )
+    idle_linger_ms: int = _setting(
+        "telemetry.idle_linger_ms",
+        3000,
+        _ints(0, 600_000),
+        "How long a host's tree stays after its last close for the next connect; 0 stops at once",
+    )
     rate_limit_per_s: float = _setting(
         "telemetry.rate_limit_per_s", 10.0, _POSITIVE_FLOAT, "HTTP requests/s per host (refill)"
     )
@@ -392,6 +398,11 @@ class TelemetrySettings:
     def shutdown_timeout_s(self) -> float:
         """Bound on the final flush in seconds."""
         return self.shutdown_timeout_ms / 1000
+
+    @property
+    def idle_linger_s(self) -> float:
+        """How long an idle tree lingers, in seconds."""
+        return self.idle_linger_ms / 1000
 
     @property
     def otlp_timeout_s(self) -> float:

@@ -69,6 +69,7 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+_WORDS = FUNCTION_WORDS | CONTENT_WORDS
 _PARENS = re.compile(r"[()\n]")
 _MAX_DEPTH = 16
 _TOKEN_CHARS = re.compile(r"[0-9+/]")  # a long run with one of these is a token, not a name
@@ -78,7 +79,7 @@ _SCHEMES = frozenset(
         " odbc postgres postgresql mysql sqlite databricks"
     )
 )
-_SQLSTATE = re.compile(r"[0-9A-Z]{5}")
+_SQLSTATE = re.compile(r"(?=[A-Z]{0,4}[0-9])[0-9A-Z]{5}")  # every SQLSTATE class has a digit
 _LOCATORS = frozenset(
     {"line", "lines", "pos", "position", "offset", "col", "char", "character", "errno", "port"}
 )
@@ -114,7 +115,7 @@ class _Reader:
     def __init__(self, text: str) -> None:
         self.text = text
         self.last: list[str] = ["", "", ""]  # the last three significant tokens, lower-cased
-        self.lead = True  # nothing but error-class tags yet on this line
+        self.lead = True  # nothing but error-class tags yet in the message
 
     def _note(self, token: str) -> None:
         self.last = [self.last[1], self.last[2], token]
@@ -144,15 +145,15 @@ class _Reader:
                 return
             kind, token = match.lastgroup, match.group()
             pos = match.end()
-            if kind == "nl":
-                self.last, self.lead = ["", "", ""], True
+            if kind == "nl":  # a later line's leading tag may be data: a value that holds `\n`
+                self.last, self.lead = ["", "", ""], False
                 yield "\n"
                 continue
             if kind == "ws":
                 yield " "
                 continue
-            if kind == "tag" and self.lead:  # [HY000], [PARSE_SYNTAX_ERROR]: codes, not data
-                yield token
+            if kind == "tag" and self.lead and _is_code(token[1:-1]):
+                yield token  # [HY000], [PARSE_SYNTAX_ERROR] opening the message: codes, not data
                 continue
             self.lead = False
             if kind == "open":
@@ -243,6 +244,14 @@ class _Reader:
 
 
 _SIMPLE = {"email": EMAIL, "ip": IP, "path": PATH, "quote": STR}
+_CODE_PART = re.compile(r"[_.]")
+
+
+def _is_code(tag: str) -> bool:
+    """A SQLSTATE, or an error class made of message vocabulary (``PARSE_SYNTAX_ERROR``)."""
+    if _SQLSTATE.fullmatch(tag):
+        return True
+    return all(part.lower() in _WORDS for part in _CODE_PART.split(tag))
 
 
 def _url(token: str) -> str:

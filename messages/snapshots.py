@@ -8,14 +8,30 @@ from __future__ import annotations
 import enum
 import types
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 import cattrs
 
 from messages.accounts import Accounts, snapshot_json
 
-__all__ = ["BreakerSnapshot", "BreakerState", "TreeFinal", "frozen_mapping", "to_json"]
+__all__ = [
+    "RECENT_FINALS",
+    "BreakerSnapshot",
+    "BreakerState",
+    "HostHistory",
+    "HostListing",
+    "ListedTree",
+    "TreeFinal",
+    "frozen_mapping",
+    "merge_histories",
+    "to_json",
+]
+
+TreeT = TypeVar("TreeT")
+
+RECENT_FINALS = 4
+"""Final snapshots a host's history keeps, for their detail; the rest live on as totals."""
 
 
 def frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -85,6 +101,86 @@ class TreeFinal:
         """True when the drain did not finish cleanly (timed out, or dropped at the deadline)."""
         accounts = self.accounts
         return accounts is None or accounts.dropped_of("shutdown_timeout") > 0
+
+
+def _finals(value: Iterable[TreeFinal]) -> tuple[TreeFinal, ...]:
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class HostHistory:
+    """A host's stopped trees folded into totals: a bounded record however many trees stopped.
+
+    `totals` adds up the final accounts of every tree that reported them, plus the events the
+    facade dropped for the host; `incomplete` counts trees that stopped without final accounts;
+    `exported_logs` sums the logs those trees exported; `recent` keeps only the last few
+    finals, for their detail.
+    """
+
+    host: str
+    trees: int = 0
+    incomplete: int = 0
+    exported_logs: int = 0
+    totals: Accounts = attrs.field(factory=Accounts)
+    recent: tuple[TreeFinal, ...] = attrs.field(default=(), converter=_finals)
+
+    def plus(self, other: HostHistory) -> HostHistory:
+        """This history and `other` (of the same host, from another registry) together."""
+        return HostHistory(
+            host=self.host,
+            trees=self.trees + other.trees,
+            incomplete=self.incomplete + other.incomplete,
+            exported_logs=self.exported_logs + other.exported_logs,
+            totals=self.totals.plus(other.totals),
+            recent=(*self.recent, *other.recent)[-RECENT_FINALS:],
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ListedTree(Generic[TreeT]):
+    """A tree the registry knows: live (with `refcount` leases, `lingering` when 0) or stopping."""
+
+    host: str
+    tree: TreeT
+    refcount: int
+    lingering: bool = False
+
+
+def merge_histories(
+    into: Mapping[str, HostHistory], more: Iterable[HostHistory]
+) -> dict[str, HostHistory]:
+    """`into` with `more` added host by host (totals and counts add up; recent finals join)."""
+    merged = dict(into)
+    for history in more:
+        past = merged.get(history.host)
+        merged[history.host] = history if past is None else past.plus(history)
+    return merged
+
+
+def _listed(value: Iterable[ListedTree[Any]]) -> tuple[ListedTree[Any], ...]:
+    return tuple(value)
+
+
+def _histories(value: Iterable[HostHistory]) -> tuple[HostHistory, ...]:
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class HostListing(Generic[TreeT]):
+    """The registry's answer to `ListHosts`: every tree that may hold events, and the history.
+
+    `forgotten` sums the hosts dropped from `history` beyond its bound, so process-wide totals
+    stay exact however many hosts came and went.
+    """
+
+    live: tuple[ListedTree[TreeT], ...] = attrs.field(converter=_listed)
+    stopping: tuple[ListedTree[TreeT], ...] = attrs.field(converter=_listed)
+    history: tuple[HostHistory, ...] = attrs.field(converter=_histories)
+    forgotten: Accounts
+    forgotten_hosts: int
+    connects: int
+    disconnects: int
+    handler_errors: int
 
 
 _json = cattrs.Converter()

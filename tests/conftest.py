@@ -26,6 +26,7 @@ import actors
 from actors._export.http import HttpOutcome
 from actors._runtime import process
 from actors._runtime.timer import Timer, TimerHandle
+from messages.accounts import Accounts
 from messages.records import ExportResponse, FeatureFlag, FeatureFlagResponse
 from messages.wire import (
     TELEMETRY_FLAG_NAME,
@@ -432,7 +433,11 @@ def stop_all_actors() -> Iterator[None]:
     pause = threading.Event()
     while tree_threads() and time.monotonic() < deadline_s:
         pause.wait(0.005)
-    process.state.last_report = None  # the next test's dump_state starts empty
+    # the next test's dump_state starts empty: forget what retired registries counted
+    process.state.retired = {}
+    process.state.retired_forgotten = Accounts()
+    process.state.retired_forgotten_hosts = 0
+    process.state.retired_counts = None
 
 
 # --- real servers -------------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import pathlib
 import re
 
+from actors.tools.demo import add_demo_arguments
 from messages.config import SETTINGS_TABLE, settings_table_markdown
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -86,3 +88,21 @@ def test_design_document_names_every_actor_and_drop_reason() -> None:
         assert name in design, name
     for reason in sorted(_drop_reasons()):
         assert f"`{reason}`" in design, reason
+
+
+def test_the_readme_embedding_example_is_the_example_file_but_its_main() -> None:
+    section = README[README.index("## Embedding it in a driver") :]
+    shown = re.search(r"```python\n(.*?)```\n", section, re.S)
+    assert shown is not None
+    source = (ROOT / "examples" / "embed_driver.py").read_text()
+    body = source[source.index("import sqlite3") : source.index("\n\ndef main()")]
+    assert shown.group(1).strip() == body.strip()
+
+
+def test_the_readme_names_every_option_of_the_demo() -> None:
+    parser = argparse.ArgumentParser()
+    add_demo_arguments(parser)
+    options = {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+    quick_start = README[: README.index("## Embedding it in a driver")]
+    missing = sorted(o for o in options - {"--help"} if f"`{o}" not in quick_start)
+    assert not missing, f"demo options the quick start does not mention: {missing}"

@@ -170,3 +170,14 @@ def test_everything_the_readme_teaches_is_exported_by_actors() -> None:
         assert name in actors.__all__
         assert getattr(actors, name) is not None
     assert messages.__doc__
+
+
+def test_no_module_needs_an_import_placed_late() -> None:
+    marker = "noqa: " + "E402"  # spelled apart so that this file does not match itself
+    late = [
+        str(path.relative_to(ROOT))
+        for folder in ("actors", "messages", "bench", "examples", "tests")
+        for path in (ROOT / folder).rglob("*.py")
+        if marker in path.read_text()
+    ]
+    assert late == []

@@ -8,6 +8,7 @@ from collections.abc import Generator
 from typing import Any
 
 from actors._aggregate.ledger import Ledger, Place
+from actors._runtime.contain import FAILED, call_user
 from messages.commands import BatchSettled, ConnectionContext, ExportBatch, Teller
 from messages.config import TelemetrySettings
 from messages.records import FrontendLog
@@ -20,25 +21,37 @@ Batch = tuple[ConnectionContext, list[tuple[FrontendLog, int]]]
 
 
 def credential_key(context: ConnectionContext) -> tuple[Any, ...]:
-    """Connections with the same key send with the same credentials and headers."""
-    if context.auth is None:
-        return (None, context.workspace_id, context.user_agent)
-    return (id(context.auth), context.workspace_id, context.user_agent)
+    """Connections with the same key send with the same credentials and headers now.
+
+    The key holds the auth headers' current value, so connections whose providers are different
+    objects (an auth lambda per connection) but answer the same credentials share batches, and
+    different credentials never do. A provider that fails (contained, whatever it raises) keys
+    by its own identity: its logs never join another's batch.
+    """
+    auth: Any = None
+    if context.auth is not None:
+        provider = context.auth
+        auth = call_user(lambda: tuple(sorted((str(k), str(v)) for k, v in provider().items())))
+        if auth is FAILED:
+            auth = ("failed", id(provider))
+    return (auth, context.workspace_id, context.user_agent)
 
 
 def take_batches(queue: collections.deque[Queued], size: int) -> Generator[Batch, None, None]:
     """Empty `queue` into batches of at most `size` logs that share credentials.
 
-    Logs are grouped by the connection's auth provider (the same object, so the same
-    credentials), workspace and user agent: connections that share a provider share batches; a
-    connection with a provider of its own gets batches of its own. A caller that closes the
-    generator early leaves what it did not take queued, in order.
+    Logs are grouped by `credential_key` (each provider asked once per call, just before the
+    batches go to the exporter), workspace and user agent. A caller that closes the generator
+    early leaves what it did not take queued, in order.
     """
     groups: dict[Any, Batch] = {}
+    keys: dict[int, tuple[Any, ...]] = {}  # per context, for this call: one ask per provider
     try:
         while queue:
             context, log, events = queue.popleft()
-            key = credential_key(context)
+            key = keys.get(id(context))
+            if key is None:
+                key = keys[id(context)] = credential_key(context)
             group = groups.get(key)
             if group is None:
                 group = groups[key] = (context, [])

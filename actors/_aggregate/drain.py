@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from messages.commands import Teller
+from messages.snapshots import BreakerSnapshot
 
 __all__ = ["DrainState", "Phase"]
 
@@ -29,3 +30,4 @@ class DrainState:
     notify: Teller | None = None
     deadline_s: float = 0.0
     exporter_final: Any = None
+    breaker: BreakerSnapshot | None = None

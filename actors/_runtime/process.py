@@ -14,12 +14,15 @@ from typing import Any, Protocol
 
 import pykka
 
+from messages.accounts import Accounts
 from messages.commands import FacadeDropped
+from messages.snapshots import HostHistory
 
 __all__ = [
     "ASK_TIMEOUT_S",
     "EXIT_MARGIN_S",
     "Ending",
+    "FastLease",
     "ProcessState",
     "ask",
     "cannot_wait",
@@ -30,6 +33,7 @@ __all__ = [
     "on_own_thread",
     "overflow",
     "overflowed",
+    "own_threads",
     "reentered",
     "state",
 ]
@@ -45,6 +49,21 @@ class Ending(Protocol):
 
     def end_at_exit(self) -> None:
         """Tell the last events now, if not told yet; never raises."""
+
+
+class FastLease:
+    """A live tree's lease a connect may take without asking the registry, until `reuse_until`.
+
+    Published only by the registry's thread (replaced, never changed). `reuse_until` (monotonic)
+    is infinite while the tree has connections and ends a margin before an idle tree's linger
+    does: a connect told before then reaches the registry's inbox ahead of the linger's end.
+    """
+
+    __slots__ = ("lease", "reuse_until")
+
+    def __init__(self, lease: Any, reuse_until: float) -> None:
+        self.lease = lease
+        self.reuse_until = reuse_until
 
 
 class ProcessState:
@@ -70,12 +89,22 @@ class ProcessState:
         self.ending: dict[int, weakref.ref[Ending]] = {}
         # Whether this process's multiprocessing exit hook is registered (see `startup`).
         self.mp_exit_hook = False
-        self.last_report: dict[str, Any] | None = None
+        # What registries that were shut down left: per-host totals (bounded, the oldest hosts
+        # folded into `retired_forgotten`) and the last one's counts. Written by the one
+        # `shutdown()` that unpublished that registry, under the lock (pure data, nothing logs).
+        self.retired: dict[str, HostHistory] = {}
+        self.retired_forgotten = Accounts()
+        self.retired_forgotten_hosts = 0
+        self.retired_counts: dict[str, Any] | None = None
         # Events told with no registry to count them: next() on a C counter is atomic, no lock.
         self.unrouted = itertools.count()
         # Events a full lane refused, per host: counted on the driver's thread without a message
         # (a flood must not move its backlog into the registry's inbox); read by dump_state.
         self.overflowed: dict[str, itertools.count[int]] = {}
+        # Leases of live trees by host, written only by the published registry's thread (one
+        # writer, whole entries replaced); `connect()` reads them: a stale read is one the
+        # registry's inbox order makes safe (see `FastLease`).
+        self.leases: dict[str, FastLease] = {}
 
 
 state = ProcessState()
@@ -110,6 +139,11 @@ def on_own_thread() -> bool:
     """True on one of telemetry's own threads (a logging handler or an auth callable running
     there): waiting for our actors from here would wait for ourselves."""
     return threading.current_thread().name.startswith(_OWN_THREADS)
+
+
+def own_threads() -> list[threading.Thread]:
+    """Telemetry's threads alive now (actors and timers)."""
+    return [t for t in threading.enumerate() if t.name.startswith(_OWN_THREADS)]
 
 
 # While a logging handler runs, `logging` holds that handler's lock; an actor of ours that logs
@@ -168,6 +202,7 @@ def _after_fork_in_child() -> None:
     state.registry = None
     state.pool = None
     state.overflowed = {}
+    state.leases = {}
     state.mp_exit_hook = False  # multiprocessing clears its finalisers in a child it starts
     state.exited = False
     state.ending = {}  # the parent's sessions: the parent ends them, not this child

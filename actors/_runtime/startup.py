@@ -7,17 +7,23 @@ No lock is held while anything here starts actors, logs or calls user code: a lo
 from __future__ import annotations
 
 import atexit
+import os
 import sys
+import time
+from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import pykka
 
 from actors._export.http import new_pool_manager
 from actors._runtime import operations
 from actors._runtime.process import guarded, reentered, state
 from actors.registry import RegistryActor
+from messages.commands import Connect, ConnectionContext, HostLease
+from messages.config import KILL_SWITCH_ENV, TelemetrySettings, env_var_name
 
-__all__ = ["pool", "registry"]
+__all__ = ["pool", "published_lease", "registry", "settings_of"]
 
 
 def registry() -> pykka.ActorRef[Any] | None:
@@ -93,3 +99,65 @@ def pool() -> Any:
                 state.pool = candidate
             pool = state.pool
     return pool
+
+
+def published_lease(context: ConnectionContext) -> HostLease | None:
+    """A live tree's published lease, taken without waiting for the registry, or None.
+
+    The registry is told the connect (it counts the lease as if asked); the inbox order makes
+    this safe while the lease's `reuse_until` has not passed (see `process.FastLease`).
+    """
+    fast, registry = state.leases.get(context.host), state.registry
+    if fast is None or registry is None or fast.reuse_until <= time.monotonic():
+        return None
+    lease: HostLease = fast.lease
+    try:
+        registry.tell(
+            Connect(host=context.host, context=context, tree_config=None, reuse=lease.generation)
+        )
+    except Exception:  # the registry has stopped: ask the next one
+        return None
+    return lease
+
+
+_ENV_NAMES = (
+    *(
+        name
+        for field in attrs.fields(TelemetrySettings)
+        for name in (env_var_name(field.metadata["key"]), field.metadata["otel"])
+        if name
+    ),
+    KILL_SWITCH_ENV,
+)
+_ENV_KEYS = tuple(os.fsencode(name) for name in _ENV_NAMES)
+_SETTINGS_CACHE: dict[Any, TelemetrySettings] = {}
+_SETTINGS_CACHE_MAX = 64
+
+
+def settings_of(properties: Mapping[str, object] | None) -> TelemetrySettings:
+    """`TelemetrySettings.from_sources`, remembered for the same properties and environment.
+
+    Resolving 36 settings from the environment costs more than the rest of a connect; a
+    short-lived connection with the same properties and environment as the last gets the same
+    (immutable) settings. The environment is read anew each time (only our variables), so a
+    change takes effect at the next connect.
+    """
+    data = getattr(os.environ, "_data", None)  # POSIX: the bytes dict behind os.environ
+    try:
+        if not isinstance(data, dict):
+            raise TypeError("no raw environment")
+        env = tuple(data.get(key) for key in _ENV_KEYS)
+        props = () if properties is None else tuple(sorted(properties.items()))
+        key = (props, env)
+        cached = _SETTINGS_CACHE.get(key)
+    except Exception:  # unhashable or unsortable properties: resolve without the cache
+        return TelemetrySettings.from_sources(properties)
+    if cached is None:
+        environ = {
+            name: os.fsdecode(v) for name, v in zip(_ENV_NAMES, env, strict=True) if v is not None
+        }
+        cached = TelemetrySettings.from_sources(properties, environ)
+        if len(_SETTINGS_CACHE) >= _SETTINGS_CACHE_MAX:
+            _SETTINGS_CACHE.clear()
+        _SETTINGS_CACHE[key] = cached
+    return cached

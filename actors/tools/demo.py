@@ -18,11 +18,12 @@ from typing import Any, TextIO
 
 import actors
 from actors.dbapi import instrument
+from actors.tools._demo_report import print_report, report_of
 from actors.tools.local_endpoint import Fault, LocalEndpoint, LogStore
 from actors.tools.local_endpoint.cli import DEFAULT_DB, on_sigterm
 from actors.tools.otlp_receiver import OtlpDemo
 
-__all__ = ["add_demo_arguments", "run_demo"]
+__all__ = ["add_demo_arguments", "hosts_of_thread", "run_demo"]
 
 TOKEN = "demo-token"
 DRIVER = actors.DriverInfo(name="demo-sqlite-driver", version="1.0.0")
@@ -30,10 +31,14 @@ DRIVER = actors.DriverInfo(name="demo-sqlite-driver", version="1.0.0")
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the `demo` command (also the default command)."""
-    parser.add_argument("--threads", type=int, default=4, help="driver threads (default 4)")
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds of workload")
+    parser.add_argument(
+        "--threads", type=_at_least_one, default=4, help="driver threads (default 4)"
+    )
+    parser.add_argument("--duration", type=_seconds, default=3.0, help="seconds of workload")
     parser.add_argument("--hosts", type=int, default=3, choices=(1, 2, 3), help="endpoints")
-    parser.add_argument("--fault", default=None, help="endpoint fault, e.g. status:503, hang")
+    parser.add_argument(
+        "--fault", type=_fault, default=None, help="endpoint fault, e.g. status:503, hang"
+    )
     parser.add_argument("--shutdown-timeout-ms", type=int, default=2000)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
@@ -55,7 +60,10 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         help="after the report, keep the endpoints and the page up until Ctrl-C",
     )
     parser.add_argument(
-        "--page-port", type=int, default=0, help="port of the first endpoint, which serves the page"
+        "--page-port",
+        type=_port,
+        default=0,
+        help="port of the first endpoint, which serves the page (default: any free one)",
     )
     parser.add_argument(
         "--sink",
@@ -65,11 +73,49 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text}")
+    return value
+
+
+def _fault(text: str) -> str:
+    try:
+        Fault.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port within 0..65535, not {value}")
+    return value
+
+
 def _workload(
-    module: Any, stop_at: float, rng: random.Random, counters: dict[str, int], pause_s: float
+    modules: list[Any],
+    stop_at: float,
+    rng: random.Random,
+    counters: dict[str, int],
+    pause_s: float,
 ) -> None:
-    """One driver thread: connections that run queries, fetch in chunks, and sometimes fail."""
+    """One driver thread: connections that run queries, fetch in chunks, and sometimes fail.
+
+    Its connections go to each of its hosts (`modules`) in turn."""
+    turn = 0
     while time.monotonic() < stop_at:
+        module = modules[turn % len(modules)]
+        turn += 1
         with module.connect(":memory:") as conn:
             conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL)")
             conn.executemany(
@@ -99,8 +145,17 @@ def _workload(
         counters["connections"] += 1
 
 
+def hosts_of_thread(index: int, threads: int, hosts: list[Any]) -> list[Any]:
+    """The hosts thread `index` of `threads` connects to: one host per thread when there are
+    enough threads (a host's connections then overlap, and its tree lives on), else its share
+    of them, so that no host is left without traffic."""
+    if threads >= len(hosts):
+        return [hosts[index % len(hosts)]]
+    return hosts[index::threads]
+
+
 def _progress(out: TextIO, started: float, duration: float, counters: list[dict[str, int]]) -> None:
-    done = min(1.0, (time.monotonic() - started) / duration)
+    done = min(1.0, (time.monotonic() - started) / duration) if duration > 0 else 1.0
     statements = sum(c["statements"] for c in counters)
     errors = sum(c["errors"] for c in counters)
     bar = "#" * int(done * 30)
@@ -111,8 +166,17 @@ def _progress(out: TextIO, started: float, duration: float, counters: list[dict[
 def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run the workload, shut down gracefully, and report; returns 0 if the accounts balance."""
     fault = Fault.parse(args.fault) if args.fault else None
-    store = LogStore(args.db)
-    endpoints = _start_endpoints(args, fault, store)
+    try:
+        store = LogStore(args.db)
+    except (sqlite3.Error, OSError) as error:
+        err.write(f"demo: cannot open the store {args.db}: {error}\n")
+        return 2
+    try:
+        endpoints = _start_endpoints(args, fault, store)
+    except OSError as error:
+        store.close()
+        err.write(f"demo: cannot start the endpoints (--page-port {args.page_port}): {error}\n")
+        return 2
     page_url = endpoints[0].page_url
     if not args.json:
         err.write(f"page: {page_url} (live while the demo runs)\n")
@@ -140,7 +204,7 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
         threading.Thread(
             target=_workload,
             args=(
-                modules[i % len(modules)],
+                hosts_of_thread(i, args.threads, modules),
                 stop_at,
                 random.Random(args.seed + i),
                 counters[i],
@@ -164,14 +228,14 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     clean = actors.shutdown(args.shutdown_timeout_ms / 1000.0)
     exit_s = time.monotonic() - exit_started
     state = actors.dump_state()
-    report = _report(endpoints, state, counters, clean, exit_s, args)
+    report = report_of(endpoints, state, counters, clean, exit_s, args)
     report["page"] = page_url
     if otlp is not None:
         report = otlp.finish(report)
     if args.json:
         out.write(json.dumps(report, indent=2, default=str) + "\n")
     else:
-        _print_report(report, out)
+        print_report(report, out)
     if getattr(args, "stay", False):
         _stay(page_url, err)
     for ep in endpoints:
@@ -210,108 +274,3 @@ def _stay(page_url: str | None, err: TextIO) -> None:
         pass  # Ctrl-C is how --stay is meant to end
     finally:
         restore()
-
-
-def _report(
-    endpoints: list[LocalEndpoint],
-    state: dict[str, Any],
-    counters: list[dict[str, int]],
-    clean: bool,
-    exit_s: float,
-    args: argparse.Namespace,
-) -> dict[str, Any]:
-    hosts = {}
-    for ep in endpoints:
-        host = state["hosts"].get(ep.host_port, {})
-        accounting = host.get("accounting", {})
-        generations = sorted(
-            host.get("finished_generations", []), key=lambda g: g.get("generation", 0)
-        )
-        exported_logs = sum(g.get("exported_logs", 0) for g in generations)
-        stored = ep.store.count(ep.host_port)
-        # A request cut off by the shutdown deadline may still have been stored: such logs are
-        # counted as dropped (shutdown_timeout) by the client, so the store may hold a few more.
-        unconfirmed = accounting.get("dropped", {}).get("shutdown_timeout", 0)
-        hosts[ep.host_port] = {
-            "endpoint": {
-                "stored_logs": stored,
-                "by_kind": ep.store.counts_by_kind(ep.host_port),
-                "latency_ms_by_statement_type": ep.store.latency_percentiles_by_statement_type(
-                    ep.host_port
-                ),
-                "errors_by_class": ep.store.errors_by_name(ep.host_port),
-                "requests": ep.stats()["requests"],
-            },
-            "accounting": accounting,
-            "generations": len(generations),
-            "exported_logs": exported_logs,
-            "store_matches_accounting": exported_logs <= stored <= exported_logs + unconfirmed,
-            "final_dump": generations[-1] if generations else {},
-        }
-    return {
-        "workload": {
-            "threads": args.threads,
-            "duration_s": args.duration,
-            "fault": args.fault,
-            "statements": sum(c["statements"] for c in counters),
-            "driver_errors": sum(c["errors"] for c in counters),
-            "connections": sum(c["connections"] for c in counters),
-        },
-        "shutdown": {"clean": clean, "seconds": round(exit_s, 3)},
-        "store": args.db,
-        "hosts": hosts,
-        "balanced": all(
-            h["accounting"].get("balanced") and h["store_matches_accounting"]
-            for h in hosts.values()
-        ),
-    }
-
-
-def _print_report(report: dict[str, Any], out: TextIO) -> None:
-    w = report["workload"]
-    out.write(
-        f"\nworkload: {w['threads']} threads, {w['duration_s']} s, fault {w['fault'] or 'none'}: "
-        f"{w['connections']} connections, {w['statements']} statements, "
-        f"{w['driver_errors']} driver errors\n"
-    )
-    s = report["shutdown"]
-    out.write(f"shutdown: {'clean' if s['clean'] else 'timed out'} in {s['seconds']:.3f} s\n")
-    for host, h in report["hosts"].items():
-        e, a = h["endpoint"], h["accounting"]
-        out.write(f"\n== host {host}\n")
-        out.write(f"  endpoint stored {e['stored_logs']} logs: {_kv(e['by_kind'])}\n")
-        for stype, p in sorted(e["latency_ms_by_statement_type"].items()):
-            out.write(
-                f"    {stype:<10} latency ms  p50 {p['p50']:.0f}  p90 {p['p90']:.0f}"
-                f"  p99 {p['p99']:.0f}\n"
-            )
-        out.write(f"  errors by class: {_kv(e['errors_by_class']) or 'none'}\n")
-        out.write(f"  requests: {_kv({k: _kv(v) for k, v in e['requests'].items()})}\n")
-        dropped = a.get("dropped", {})
-        out.write(
-            f"  accounting: told {a.get('told')} = exported {a.get('exported')} + dropped "
-            f"{sum(dropped.values())} ({_kv(dropped) or 'none'}) + pending {a.get('pending')}"
-            f"  -> {'balanced' if a.get('balanced') else 'NOT BALANCED'}\n"
-        )
-        match = "matches" if h["store_matches_accounting"] else "DOES NOT MATCH"
-        out.write(f"  endpoint store {match} exported logs ({h['exported_logs']})\n")
-        final = h["final_dump"]
-        out.write(
-            f"  trees started and stopped: {h['generations']}; final dump of the last one"
-            f" (generation {final.get('generation')}):\n"
-        )
-        out.write("    " + json.dumps(final, indent=2).replace("\n", "\n    ") + "\n")
-    if "otlp" in report:
-        o = report["otlp"]
-        match = "matches" if o["received_matches_accounting"] else "DOES NOT MATCH"
-        out.write(f"\nOTLP via {o['via']}: {o['log_records_received']} log records received,")
-        out.write(f" {match} exported logs ({o['exported_logs']}); requests {_kv(o['requests'])}\n")
-    if report["store"] != ":memory:":
-        out.write(f"\nthe endpoints stored the logs in {report['store']}: see them with `show`\n")
-    out.write(
-        f"\n{'OK: every event accounted for' if report['balanced'] else 'FAIL: accounts differ'}\n"
-    )
-
-
-def _kv(mapping: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(mapping.items()))

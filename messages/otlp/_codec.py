@@ -3,8 +3,8 @@
 A message is a dict keyed by proto field name (snake_case) whose values are scalars, dicts (sub
 messages) or lists (repeated fields); a field set to None is absent. `SCHEMA` gives each field's
 number and type, so one tree gives both encodings: protobuf with a small writer of our own, and
-JSON with lowerCamelCase keys, 64-bit integers as decimal strings, enums as integers, trace and
-span ids as hex and other bytes as base64.
+JSON with lowerCamelCase keys, 64-bit integers as decimal strings, enums and 32-bit integers as
+numbers, trace and span ids as hex and other bytes as base64.
 """
 
 from __future__ import annotations
@@ -45,12 +45,19 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+def _zigzag32(value: int) -> int:
+    """sint32's varint: 0, -1, 1, -2 ... as 0, 1, 2, 3 ..."""
+    return ((value << 1) ^ (value >> 31)) & 0xFFFFFFFF
+
+
 def _length_delimited(tag: bytes, payload: bytes) -> bytes:
     return tag + _varint(len(payload)) + payload
 
 
 _SCALAR: dict[str, tuple[int, Callable[[Any], bytes]]] = {
     "int64": (0, lambda v: _varint(int(v))),
+    "uint64": (0, lambda v: _varint(int(v))),
+    "sint32": (0, lambda v: _varint(_zigzag32(int(v)))),
     "enum": (0, lambda v: _varint(int(v))),
     "bool": (0, lambda v: b"\x01" if v else b"\x00"),
     "fixed64": (1, lambda v: _pack_u64(int(v))),
@@ -155,6 +162,8 @@ _JSON_SCALAR: dict[str, Callable[[Any], Any]] = {
     "bool": bool,
     "enum": int,
     "int64": lambda v: str(int(v)),
+    "uint64": lambda v: str(int(v)),
+    "sint32": int,
     "fixed64": lambda v: str(int(v)),
     "sfixed64": lambda v: str(int(v)),
     "double": _json_double,

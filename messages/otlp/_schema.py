@@ -1,4 +1,8 @@
-"""The part of the OTLP protos this library writes: field numbers and types per message."""
+"""The part of the OTLP protos this library writes: field numbers and types per message.
+
+Also the few parts it never writes that opentelemetry-proto's examples use (scope attributes,
+gauges, exponential histograms), so that those examples round-trip through our encoders.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,11 @@ SCHEMA: dict[str, dict[str, tuple[int, str, str]]] = {
         "log_records": (2, "message", "LogRecord"),
         "schema_url": (3, "string", ""),
     },
-    "InstrumentationScope": {"name": (1, "string", ""), "version": (2, "string", "")},
+    "InstrumentationScope": {
+        "name": (1, "string", ""),
+        "version": (2, "string", ""),
+        "attributes": (3, "message", "KeyValue"),
+    },
     "LogRecord": {
         "time_unix_nano": (1, "fixed64", ""),
         "observed_time_unix_nano": (11, "fixed64", ""),
@@ -57,9 +65,12 @@ SCHEMA: dict[str, dict[str, tuple[int, str, str]]] = {
         "name": (1, "string", ""),
         "description": (2, "string", ""),
         "unit": (3, "string", ""),
+        "gauge": (5, "message", "Gauge"),
         "sum": (7, "message", "Sum"),
         "histogram": (9, "message", "Histogram"),
+        "exponential_histogram": (10, "message", "ExponentialHistogram"),
     },
+    "Gauge": {"data_points": (1, "message", "NumberDataPoint")},
     "Sum": {
         "data_points": (1, "message", "NumberDataPoint"),
         "aggregation_temporality": (2, "enum", ""),
@@ -87,4 +98,23 @@ SCHEMA: dict[str, dict[str, tuple[int, str, str]]] = {
         "min": (11, "double", ""),
         "max": (12, "double", ""),
     },
+    "ExponentialHistogram": {
+        "data_points": (1, "message", "ExponentialHistogramDataPoint"),
+        "aggregation_temporality": (2, "enum", ""),
+    },
+    "ExponentialHistogramDataPoint": {
+        "attributes": (1, "message", "KeyValue"),
+        "start_time_unix_nano": (2, "fixed64", ""),
+        "time_unix_nano": (3, "fixed64", ""),
+        "count": (4, "fixed64", ""),
+        "sum": (5, "double", ""),
+        "scale": (6, "sint32", ""),
+        "zero_count": (7, "fixed64", ""),
+        "positive": (8, "message", "Buckets"),
+        "negative": (9, "message", "Buckets"),
+        "min": (12, "double", ""),
+        "max": (13, "double", ""),
+        "zero_threshold": (14, "double", ""),
+    },
+    "Buckets": {"offset": (1, "sint32", ""), "bucket_counts": (2, "uint64", "")},
 }

@@ -1049,6 +1049,26 @@ def test_run_show_prints_stored_logs_grouped_per_host(
     assert "latency QUERY: p50 42 ms" in out
 
 
+def test_run_show_for_one_host_totals_that_host_s_logs_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db_path = str(tmp_path / "telemetry.sqlite3")
+    store = LogStore(db_path)
+    with LocalEndpoint(store=store) as one, LocalEndpoint(store=store) as other:
+        post(one, encode([connection_log(), error_log("DatabaseError")]))
+        post(other, encode([frontend_log(), error_log("OperationalError")]))
+        host = one.host_port
+    store.close()
+
+    code = run_show(parser().parse_args(["show", "--db", db_path, "--host", host]))
+
+    out = capsys.readouterr().out
+    assert code == 0 and f"{host}: 2 logs" in out
+    assert f"stored for {host}: 2 logs; kinds: connection 1, error 1" in out
+    assert "errors: DatabaseError 1\n" in out and "OperationalError" not in out
+    assert "latency QUERY" not in out
+
+
 def test_run_show_without_a_database_fails_with_a_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

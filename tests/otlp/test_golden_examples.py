@@ -1,222 +1,178 @@
-"""Golden: requests shaped like opentelemetry-proto's `examples/logs.json` and `metrics.json`.
+"""Golden: opentelemetry-proto's own OTLP/JSON examples against our encoders.
 
-The examples are not shipped in the `opentelemetry-proto` wheel, so their content is mirrored
-here as our message trees; each must encode (protobuf and JSON) to exactly the request the
-official classes build from the same values.
+`examples/` beside this file holds unchanged copies of `logs.json`, `events.json` and
+`metrics.json` from opentelemetry-proto's `examples/` folder (origin and commit in its README).
+For each file, the official request class parses it (`json_format`, after OTLP's hex ids); a
+helper walks the set fields of that message into our message tree (a field our schema lacks
+fails the test: the examples' gauge, exponential histogram and scope attributes are in it for
+this); our writer encodes the tree, and:
+
+(a) our protobuf bytes, parsed by the official class, equal the official parse of the file;
+(b) our JSON, parsed by `json_format` into the official class, equals it too;
+(c) our JSON, as a JSON object, equals the file's JSON object after this normalisation:
+    trace and span ids in lowercase hex (OTLP/JSON reads either case; we write lowercase);
+    object keys in any order (objects compare as dicts; arrays keep their order); numbers by
+    value (`5` and `5.0` are one JSON number); and a field the file writes at its proto3
+    default although it has no presence (`"scale": 0`, `"zeroThreshold": 0`) is dropped, since
+    proto3 reads it as absent and our writer, like protobuf's, leaves it out. Fields with
+    presence (`"min": 0`, a oneof's `"intValue": "0"`) are kept and must be written.
+
+Each file runs twice: with every KeyValue as a dict, and with scalar ones as `(key, scalar)`
+pairs, the form the mapping writes attributes in (our writer's fast path).
 """
 
 from __future__ import annotations
 
 import json
+import pathlib
 from typing import Any
 
+import pytest
 from _otlp_json import parse_otlp_json
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.logs.v1 import logs_pb2
 
 from messages.otlp import LOGS_REQUEST, METRICS_REQUEST, encode
+from messages.otlp._schema import SCHEMA
+
+EXAMPLES = pathlib.Path(__file__).with_name("examples")
+
+# file -> (our request name, the official request class)
+CASES: dict[str, tuple[str, type[Message]]] = {
+    "logs.json": (LOGS_REQUEST, logs_service_pb2.ExportLogsServiceRequest),
+    "events.json": (LOGS_REQUEST, logs_service_pb2.ExportLogsServiceRequest),
+    "metrics.json": (METRICS_REQUEST, metrics_service_pb2.ExportMetricsServiceRequest),
+}
+_SCALAR_ANY_VALUES = ("string_value", "bool_value", "int_value", "double_value")
 
 
-def example_logs_tree() -> dict[str, Any]:
-    """The content of opentelemetry-proto's examples/logs.json, as our message tree."""
-    attributes = [
-        {"key": "string.attribute", "value": {"string_value": "some string"}},
-        {"key": "boolean.attribute", "value": {"bool_value": True}},
-        {"key": "int.attribute", "value": {"int_value": 10}},
-        {"key": "double.attribute", "value": {"double_value": 637.704}},
-        {
-            "key": "array.attribute",
-            "value": {
-                "array_value": {"values": [{"string_value": "many"}, {"string_value": "values"}]}
-            },
-        },
-        {
-            "key": "map.attribute",
-            "value": {
-                "kvlist_value": {
-                    "values": [{"key": "some.map.key", "value": {"string_value": "some value"}}]
-                }
-            },
-        },
-    ]
-    record = {
-        "time_unix_nano": 1544712660300000000,
-        "observed_time_unix_nano": 1544712660300000000,
-        "severity_text": "Information",
-        "trace_id": bytes.fromhex("5B8EFFF798038103D269B633813FC60C"),
-        "span_id": bytes.fromhex("EEE19B7EC3C1B174"),
-        "body": {"string_value": "Example log record"},
-        "attributes": attributes,
-    }
-    return {
-        "resource_logs": [
-            {
-                "resource": {
-                    "attributes": [{"key": "service.name", "value": {"string_value": "my.service"}}]
-                },
-                "scope_logs": [
-                    {"scope": {"name": "my.library", "version": "1.0.0"}, "log_records": [record]}
-                ],
-            }
-        ]
-    }
+def official(file: str) -> Message:
+    """The file, parsed by opentelemetry-proto's class (unknown fields refused)."""
+    return parse_otlp_json((EXAMPLES / file).read_bytes(), CASES[file][1]())
 
 
-def official_example_logs() -> logs_service_pb2.ExportLogsServiceRequest:
-    """The same request, built with opentelemetry-proto's classes."""
-    request = logs_service_pb2.ExportLogsServiceRequest()
-    resource_logs = request.resource_logs.add()
-    resource_logs.resource.attributes.add(
-        key="service.name", value=common_pb2.AnyValue(string_value="my.service")
+def our_tree(message: Any, *, pairs: bool = False) -> Any:
+    """Our message tree of an official message: its set fields, walked by their descriptors.
+
+    With `pairs`, a KeyValue holding a string, bool, int or double becomes `(key, scalar)`.
+    """
+    name = message.DESCRIPTOR.name
+    if pairs and name == "KeyValue":
+        kind = message.value.WhichOneof("value")
+        if kind in _SCALAR_ANY_VALUES:
+            return (message.key, getattr(message.value, kind))
+    tree: dict[str, Any] = {}
+    for field, value in message.ListFields():
+        assert field.name in SCHEMA[name], f"our schema has no {name}.{field.name}"
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            if field.is_repeated:
+                tree[field.name] = [our_tree(item, pairs=pairs) for item in value]
+            else:
+                tree[field.name] = our_tree(value, pairs=pairs)
+        else:
+            tree[field.name] = list(value) if field.is_repeated else value
+    return tree
+
+
+def normalised(value: Any, descriptor: Descriptor) -> Any:
+    """A JSON object of `descriptor`'s message in the form (c) compares (module docstring)."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        field = descriptor.fields_by_camelcase_name[key]
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            sub = field.message_type
+            if field.is_repeated:
+                out[key] = [normalised(v, sub) for v in item]
+            else:
+                out[key] = normalised(item, sub)
+        elif key in ("traceId", "spanId"):
+            out[key] = item.lower()
+        elif field.is_repeated or field.has_presence or item not in (0, "0", "", False):
+            out[key] = item
+    return out
+
+
+@pytest.fixture(params=sorted(CASES))
+def example(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=[False, True], ids=["key_value_dicts", "key_scalar_pairs"])
+def pairs(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+def test_our_protobuf_parses_to_the_official_parse_of_the_example(
+    example: str, pairs: bool
+) -> None:
+    name, request_class = CASES[example]
+    expected = official(example)
+
+    body = encode(our_tree(expected, pairs=pairs), name, "http/protobuf")
+
+    assert request_class.FromString(body) == expected
+
+
+def test_our_json_parses_to_the_official_parse_of_the_example(example: str, pairs: bool) -> None:
+    name, request_class = CASES[example]
+    expected = official(example)
+
+    body = encode(our_tree(expected, pairs=pairs), name, "http/json")
+
+    assert parse_otlp_json(body, request_class()) == expected
+
+
+def test_our_json_is_the_example_file(example: str, pairs: bool) -> None:
+    name, request_class = CASES[example]
+    descriptor = request_class.DESCRIPTOR
+    file = json.loads((EXAMPLES / example).read_bytes())
+
+    body = json.loads(encode(our_tree(official(example), pairs=pairs), name, "http/json"))
+
+    assert normalised(body, descriptor) == body  # nothing to normalise in what we write
+    assert body == normalised(file, descriptor)
+
+
+def test_the_normalisation_drops_only_defaults_without_presence() -> None:
+    metrics = normalised(
+        json.loads((EXAMPLES / "metrics.json").read_bytes()),
+        metrics_service_pb2.ExportMetricsServiceRequest.DESCRIPTOR,
     )
-    scope_logs = resource_logs.scope_logs.add()
-    scope_logs.scope.name, scope_logs.scope.version = "my.library", "1.0.0"
-    record: logs_pb2.LogRecord = scope_logs.log_records.add()
-    record.time_unix_nano = record.observed_time_unix_nano = 1544712660300000000
-    record.severity_text = "Information"
-    record.trace_id = bytes.fromhex("5B8EFFF798038103D269B633813FC60C")
-    record.span_id = bytes.fromhex("EEE19B7EC3C1B174")
-    record.body.string_value = "Example log record"
-    add = record.attributes.add
-    add(key="string.attribute", value=common_pb2.AnyValue(string_value="some string"))
-    add(key="boolean.attribute", value=common_pb2.AnyValue(bool_value=True))
-    add(key="int.attribute", value=common_pb2.AnyValue(int_value=10))
-    add(key="double.attribute", value=common_pb2.AnyValue(double_value=637.704))
-    array = add(key="array.attribute").value.array_value
-    array.values.add(string_value="many")
-    array.values.add(string_value="values")
-    kvlist = add(key="map.attribute").value.kvlist_value
-    kvlist.values.add(key="some.map.key", value=common_pb2.AnyValue(string_value="some value"))
-    return request
-
-
-def test_the_logs_example_encodes_to_what_the_official_classes_build() -> None:
-    expected = official_example_logs()
-    tree = example_logs_tree()
-
-    protobuf = encode(tree, LOGS_REQUEST, "http/protobuf")
-    assert logs_service_pb2.ExportLogsServiceRequest.FromString(protobuf) == expected
-    parsed = parse_otlp_json(
-        encode(tree, LOGS_REQUEST, "http/json"), logs_service_pb2.ExportLogsServiceRequest()
+    exponential = metrics["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][3]
+    point = exponential["exponentialHistogram"]["dataPoints"][0]
+    logs = normalised(
+        json.loads((EXAMPLES / "logs.json").read_bytes()),
+        logs_service_pb2.ExportLogsServiceRequest.DESCRIPTOR,
     )
-    assert parsed == expected
+    record = logs["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
 
-
-def example_metrics_tree() -> dict[str, Any]:
-    """examples/metrics.json's counter and histogram (its gauge and scope attributes are
-    parts of OTLP this library never writes, so its schema leaves them out)."""
-    at = 1544712660300000000
-    counter = {
-        "name": "my.counter",
-        "unit": "1",
-        "description": "I`m a Counter",
-        "sum": {
-            "aggregation_temporality": 1,
-            "is_monotonic": True,
-            "data_points": [
-                {
-                    "as_double": 5.0,
-                    "start_time_unix_nano": at,
-                    "time_unix_nano": at,
-                    "attributes": [("my.counter.attr", "some value")],
-                }
-            ],
-        },
-    }
-    histogram = {
-        "name": "my.histogram",
-        "unit": "1",
-        "description": "I`m a Histogram",
-        "histogram": {
-            "aggregation_temporality": 1,
-            "data_points": [
-                {
-                    "start_time_unix_nano": at,
-                    "time_unix_nano": at,
-                    "count": 3,
-                    "sum": 3.0,
-                    "bucket_counts": [1, 1, 1],
-                    "explicit_bounds": [1.0],
-                    "min": 1.0,
-                    "max": 1.0,
-                    "attributes": [("my.histogram.attr", "some value")],
-                }
-            ],
-        },
-    }
-    return {
-        "resource_metrics": [
-            {
-                "resource": {"attributes": [("service.name", "my.service")]},
-                "scope_metrics": [
-                    {
-                        "scope": {"name": "my.library", "version": "1.0.0"},
-                        "metrics": [counter, histogram],
-                    }
-                ],
-            }
-        ]
-    }
-
-
-def official_example_metrics() -> metrics_service_pb2.ExportMetricsServiceRequest:
-    at = 1544712660300000000
-    request = metrics_service_pb2.ExportMetricsServiceRequest()
-    resource_metrics = request.resource_metrics.add()
-    resource_metrics.resource.attributes.add(
-        key="service.name", value=common_pb2.AnyValue(string_value="my.service")
-    )
-    scope_metrics = resource_metrics.scope_metrics.add()
-    scope_metrics.scope.name, scope_metrics.scope.version = "my.library", "1.0.0"
-    counter = scope_metrics.metrics.add(name="my.counter", unit="1", description="I`m a Counter")
-    counter.sum.aggregation_temporality = 1
-    counter.sum.is_monotonic = True
-    point = counter.sum.data_points.add(as_double=5, start_time_unix_nano=at, time_unix_nano=at)
-    point.attributes.add(
-        key="my.counter.attr", value=common_pb2.AnyValue(string_value="some value")
-    )
-    histogram = scope_metrics.metrics.add(
-        name="my.histogram", unit="1", description="I`m a Histogram"
-    )
-    histogram.histogram.aggregation_temporality = 1
-    hp = histogram.histogram.data_points.add(
-        start_time_unix_nano=at,
-        time_unix_nano=at,
-        count=3,
-        sum=3,
-        bucket_counts=[1, 1, 1],
-        explicit_bounds=[1],
-        min=1,
-        max=1,
-    )
-    hp.attributes.add(key="my.histogram.attr", value=common_pb2.AnyValue(string_value="some value"))
-    return request
-
-
-def test_the_metrics_example_encodes_to_what_the_official_classes_build() -> None:
-    expected = official_example_metrics()
-    tree = example_metrics_tree()
-
-    from_protobuf = metrics_service_pb2.ExportMetricsServiceRequest.FromString(
-        encode(tree, METRICS_REQUEST, "http/protobuf")
-    )
-    from_json = parse_otlp_json(
-        encode(tree, METRICS_REQUEST, "http/json"),
-        metrics_service_pb2.ExportMetricsServiceRequest(),
-    )
-
-    assert from_protobuf == expected
-    assert from_json == expected
+    assert "scale" not in point and "zeroThreshold" not in point  # proto3 defaults: absent
+    assert point["min"] == 0 and point["positive"]["offset"] == 1  # presence, or not default
+    assert record["traceId"] == "5b8efff798038103d269b633813fc60c"
 
 
 def test_json_follows_the_otlp_json_rules() -> None:
-    body = json.loads(encode(example_logs_tree(), LOGS_REQUEST, "http/json"))
+    body = json.loads(encode(our_tree(official("logs.json")), LOGS_REQUEST, "http/json"))
     record = body["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
 
     assert record["traceId"] == "5b8efff798038103d269b633813fc60c"  # hex, not base64
     assert record["spanId"] == "eee19b7ec3c1b174"
     assert record["timeUnixNano"] == "1544712660300000000"  # 64-bit ints as decimal strings
+    assert record["severityNumber"] == 10  # enums as integers
     assert record["attributes"][2]["value"] == {"intValue": "10"}
     assert "observedTimeUnixNano" in record and "observed_time_unix_nano" not in record
+
+
+def test_our_schema_numbers_every_field_of_the_examples_like_the_official_protos() -> None:
+    def check(message: Message) -> None:
+        for field, value in message.ListFields():
+            number, _kind, _sub = SCHEMA[message.DESCRIPTOR.name][field.name]
+            assert number == field.number, (message.DESCRIPTOR.name, field.name)
+            if field.type == FieldDescriptor.TYPE_MESSAGE:
+                for item in value if field.is_repeated else [value]:
+                    check(item)
+
+    for file in CASES:
+        check(official(file))

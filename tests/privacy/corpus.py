@@ -45,6 +45,10 @@ class Plant:
     def email(self) -> str:
         return self._keep(f"{self.core(5)}.{self.core(4)}@{self.core(6)}.org")
 
+    def tag(self) -> str:
+        """An upper-case value in brackets, the shape of an error class (``[PARSE_ERROR]``)."""
+        return "[" + self._keep(f"{self.core(4)}_{self.core(3)}".upper()) + "]"
+
     def number(self) -> int:
         value = self.rng.randrange(10**8, 10**9)  # nine digits: never a kept number
         self.values.append(str(value))
@@ -110,6 +114,7 @@ def sqlite_cases(cur: Any, plant: Plant, errors: tuple[type[BaseException], ...]
         f"SELECT {fn}('{lit}')",  # no such function
         f"ATTACH DATABASE '{plant.path()}' AS {plant.ident()}",  # unable to open database
         f"SELECT json('{{\"{col}\": {lit}}}')",  # malformed JSON
+        f'SELECT * FROM "{ghost}\n{plant.tag()}"',  # no such table: a name holding a line break
     ]
     for sql in fail:
         expect_error(cur, plant, sql, errors)
@@ -130,6 +135,8 @@ def postgres_cases(cur: Any, plant: Plant, errors: tuple[type[BaseException], ..
     ok(cur, plant, f"CREATE TABLE {child} (pid INTEGER REFERENCES {t}(id))")
     ok(cur, plant, f"INSERT INTO {t} VALUES ({key}, '{email}', 1, '{lit}', 'a')")
     ok(cur, plant, f"INSERT INTO {t} VALUES ({key + 1}, '{quoted_email}', 1, 'x', 'a')")
+    lined = f"{plant.literal()}\n{plant.tag()} {plant.email()}"
+    ok(cur, plant, f"INSERT INTO {t} VALUES ({key + 2}, '{lined}', 1, 'x', 'a')")
     fail = [
         f"INSERT INTO {t} VALUES ({other}, '{email}', 1, 'x', 'a')",  # Key (email)=(...)
         f"INSERT INTO {t} VALUES ({other}, '{quoted_email}', 1, 'x', 'a')",  # quote in value
@@ -151,6 +158,8 @@ def postgres_cases(cur: Any, plant: Plant, errors: tuple[type[BaseException], ..
         f"INSERT INTO {t} VALUES ({other}, 'v{other}@x.org', 1, 'x', '{lit}')",  # too long
         f"SELECT {big}::integer * {big}::integer",  # integer out of range
         f"SELECT * FROM {t} WHERE id = '{lit}'",  # invalid input syntax for type integer
+        f"INSERT INTO {t} VALUES ({other}, '{lined}', 1, 'x', 'a')",  # DETAIL: a value on 2 lines
+        f"DO $$ BEGIN RAISE EXCEPTION E'{plant.tag()}\\n{plant.tag()}'; END $$",  # tag-like lines
     ]
     for sql in fail:
         expect_error(cur, plant, sql, errors)

@@ -82,7 +82,8 @@ def refuse_first_then_close(
         server.url,
         driver=DRIVER,
         auth=bearer(TOKEN),
-        settings=fast_settings(flush_interval_ms=20, **settings),
+        # no linger: the tree drains as the last connection closes
+        settings=fast_settings(flush_interval_ms=20, idle_linger_ms=0, **settings),
     )
     wait_until(lambda: connection.enabled, what="the flag to be on")
     statement = "s/q1"

@@ -2,9 +2,9 @@
 
 Each case runs the same workload: 4 driver threads, each opening 2 connections that run real
 sqlite3 queries (results fetched in chunks), one failing statement and one auth error, telling
-`messages.events` about all of it. A "keeper" connection held by the test keeps the host's tree
-live until the test has read the exporter's state. Then the connection closes, `actors.shutdown`
-drains, and the final report must account for every event told:
+`messages.events` about all of it. The host's tree lingers after the last close (a long
+`telemetry.idle_linger_ms`), so the test reads the exporter's state with no connection held open.
+Then `actors.shutdown` drains, and the final report must account for every event told:
 
     told == exported + dropped by reason + pending   (pending is 0 after a drain)
 
@@ -51,8 +51,14 @@ RETRYABLE_DROPS = frozenset({"export_failed", "breaker_open", "shutdown_timeout"
 
 
 def matrix_settings(**overrides: Any) -> actors.TelemetrySettings:
-    """The brief's short settings; a low breaker threshold so five-odd batches can open it."""
+    """The brief's short settings; a low breaker threshold so five-odd batches can open it.
+
+    Connections with the same credentials share batches, so small batches give the workload
+    the several batches (and failures) a fault needs to show retries and the breaker.
+    """
     values: dict[str, Any] = {
+        "batch_size": 2,
+        "idle_linger_ms": 20_000,  # the tree stays after the last close until the test reads it
         "breaker_threshold": 2,
         "rate_limit_per_s": 500.0,
         "rate_limit_burst": 100,
@@ -374,8 +380,7 @@ def test_every_event_told_under_endpoint_fault_is_exported_or_dropped_by_reason(
     def open_telemetry() -> actors.Connection:
         return actors.connect(url, driver=DRIVER, auth=bearer(case.auth_token), settings=settings)
 
-    keeper = open_telemetry()  # holds the tree live until its exporter has been read
-    host = keeper.host
+    host = url.split("://", 1)[1]
     started_s = time.monotonic()
     outcomes = run_threads(open_telemetry)
 
@@ -397,7 +402,6 @@ def test_every_event_told_under_endpoint_fault_is_exported_or_dropped_by_reason(
         assert endpoint is not None
         wait_until(lambda: endpoint.stats()["faults_injected"] >= 2, what="two hung requests")
     elapsed_s = time.monotonic() - started_s
-    keeper.close()
     actors.shutdown(3.0)
 
     report = host_report(host)
@@ -458,16 +462,15 @@ def check_exporter(
 # --- retries, breaker and rate limit, as configured ---------------------------------------------
 
 
-def _workload_on(endpoint: LocalEndpoint, settings: actors.TelemetrySettings) -> tuple[Any, int]:
-    """Run the threaded workload against `endpoint` behind a keeper; return (keeper, told)."""
+def _workload_on(endpoint: LocalEndpoint, settings: actors.TelemetrySettings) -> tuple[str, int]:
+    """Run the threaded workload against `endpoint`; return (host, told)."""
 
     def open_telemetry() -> actors.Connection:
         return actors.connect(endpoint.url, driver=DRIVER, auth=bearer(TOKEN), settings=settings)
 
-    keeper = open_telemetry()
     outcomes = run_threads(open_telemetry)
     assert not [o.error for o in outcomes if o.error is not None]
-    return keeper, sum(o.told for o in outcomes)
+    return endpoint.host_port, sum(o.told for o in outcomes)
 
 
 def test_each_failing_batch_is_sent_exactly_once_plus_max_retries_when_the_breaker_is_off(
@@ -476,18 +479,17 @@ def test_each_failing_batch_is_sent_exactly_once_plus_max_retries_when_the_break
     endpoint = LocalEndpoint(token=TOKEN, fault=Fault(mode="status", status=500)).start()
     endpoints.append(endpoint)
     settings = matrix_settings(breaker_enabled=False, max_retries=2)
-    keeper, told = _workload_on(endpoint, settings)
+    host, told = _workload_on(endpoint, settings)
 
-    wait_settled(keeper.host, told, timeout_s=8.0)
-    exporter = wait_until(lambda: exporter_state(keeper.host), what="the exporter's state")
-    keeper.close()
+    wait_settled(host, told, timeout_s=8.0)
+    exporter = wait_until(lambda: exporter_state(host), what="the exporter's state")
     actors.shutdown(3.0)
 
     batches = exporter["stats"]["batches_settled"]
     assert _posts(endpoint) == exporter["stats"]["attempts"] == 3 * batches
     assert exporter["stats"]["retries_scheduled"] == 2 * batches
     assert exporter["breaker"]["transitions"] == {}
-    accounting = host_report(keeper.host)["accounting"]
+    accounting = host_report(host)["accounting"]
     assert_balanced(accounting, told)
     assert accounting["dropped"] == {"export_failed": told}
 
@@ -538,12 +540,11 @@ def test_rate_limit_paces_requests_to_burst_plus_rate_and_loses_nothing(
     rate_per_s, burst = 10.0, 2
     settings = matrix_settings(rate_limit_per_s=rate_per_s, rate_limit_burst=burst)
     started_s = time.monotonic()
-    keeper, told = _workload_on(endpoint, settings)
+    host, told = _workload_on(endpoint, settings)
 
-    wait_settled(keeper.host, told, timeout_s=8.0)
+    wait_settled(host, told, timeout_s=8.0)
     elapsed_s = time.monotonic() - started_s
-    exporter = wait_until(lambda: exporter_state(keeper.host), what="the exporter's state")
-    keeper.close()
+    exporter = wait_until(lambda: exporter_state(host), what="the exporter's state")
     actors.shutdown(3.0)
 
     posts = _posts(endpoint)
@@ -552,7 +553,7 @@ def test_rate_limit_paces_requests_to_burst_plus_rate_and_loses_nothing(
     assert posts <= burst + rate_per_s * elapsed_s + 1
     assert elapsed_s >= (posts - burst - 1) / rate_per_s
     assert exporter["stats"]["rate_limited"] >= 1 and exporter["rate_limit"]["denied"] >= 1
-    accounting = host_report(keeper.host)["accounting"]
+    accounting = host_report(host)["accounting"]
     assert_balanced(accounting, told)
     assert accounting["exported"] == told and accounting["dropped"] == {}
 

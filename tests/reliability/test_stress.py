@@ -64,8 +64,8 @@ class Worker:
 def work(index: int, urls: list[str], stop_at: float, out: Worker) -> None:
     """Connect to random hosts, tell a short session, close; sometimes hold two at once."""
     rng = random.Random(index)
-    settings = fast_settings(
-        shutdown_timeout_ms=1000, rate_limit_per_s=1000.0, batch_size=BATCH_SIZE
+    settings = fast_settings(  # no linger: every last close stops a tree, the racy path
+        shutdown_timeout_ms=1000, rate_limit_per_s=1000.0, batch_size=BATCH_SIZE, idle_linger_ms=0
     )
     pause = threading.Event()
     held: list[actors.Connection] = []
@@ -111,7 +111,7 @@ def endpoints() -> Iterator[list[LocalEndpoint]]:
 
 
 def check_dump(dump: dict[str, Any], problems: list[str]) -> None:
-    """One tree per live host, with a positive refcount, never one that is being stopped."""
+    """One tree per live host, with a positive refcount (or lingering), never one being stopped."""
     registry = dump.get("registry") or {}
     stopping = set(registry.get("stopping", []))
     generations: list[int] = []
@@ -119,7 +119,7 @@ def check_dump(dump: dict[str, Any], problems: list[str]) -> None:
         if not entry.get("live"):
             continue
         generations.append(entry["generation"])
-        if entry["refcount"] <= 0:
+        if entry["refcount"] <= 0 and not entry.get("lingering"):
             problems.append(f"{host} live with refcount {entry['refcount']}")
         if f"{host}#{entry['generation']}" in stopping:
             problems.append(f"{host}#{entry['generation']} is both live and stopping")
@@ -194,12 +194,11 @@ def test_64_threads_connecting_and_disconnecting_at_random_never_deadlock_or_los
         # a request still in flight at a tree's drain deadline is counted shutdown_timeout, yet
         # the server may have stored it (the exporter sends one request at a time, so at most
         # one batch per tree is in doubt).
-        generations = entry["finished_generations"]
-        exported_logs = sum(g["exported_logs"] for g in generations)
+        exported_logs = entry["finished_exported_logs"]
         stored = next(e for e in endpoints if e.host_port == host).store.count()
-        assert exported_logs <= stored <= exported_logs + len(generations) * BATCH_SIZE
+        assert exported_logs <= stored <= exported_logs + entry["finished_trees"] * BATCH_SIZE
     assert sum(e["accounting"]["told"] for e in report.values()) == sum(told.values())
-    generations = sum(len(e["finished_generations"]) for e in report.values())
+    generations = sum(e["finished_trees"] for e in report.values())
     print(
         f"\nstress: {sum(w.connects for w in workers)} connects, {sum(told.values())} events, "
         f"{generations} trees, {dumps} dumps, dropped "

@@ -26,7 +26,7 @@ def _queue(*contexts: ConnectionContext) -> collections.deque[Queued]:
 
 
 def test_connections_sharing_an_auth_provider_share_batches_and_others_never_mix() -> None:
-    shared, own = (lambda: {}), (lambda: {})
+    shared, own = (lambda: {"Authorization": "Bearer a"}), (lambda: {"Authorization": "Bearer b"})
     a, b, c = _context(1, shared), _context(2, shared), _context(3, own)
     batches = list(take_batches(_queue(a, c, b, c, a), size=100))
     assert len(batches) == 2
@@ -34,6 +34,20 @@ def test_connections_sharing_an_auth_provider_share_batches_and_others_never_mix
         id(ctx.auth): [log.frontend_log_event_id for log, _ in items] for ctx, items in batches
     }
     assert by_auth == {id(shared): ["e0", "e2", "e4"], id(own): ["e1", "e3"]}
+
+
+def test_providers_answering_the_same_headers_share_batches_and_a_failing_one_never_does() -> None:
+    def same() -> dict[str, str]:
+        return {"Authorization": "Bearer a"}
+
+    def failing() -> dict[str, str]:
+        raise KeyboardInterrupt  # contained: it batches alone
+
+    a, b = _context(1, lambda: {"Authorization": "Bearer a"}), _context(2, same)
+    c, d = _context(3, failing), _context(4, lambda: {"Authorization": "Bearer other"})
+    batches = list(take_batches(_queue(a, c, b, d, a, c), size=100))
+    ids = sorted(sorted(log.frontend_log_event_id for log, _ in items) for _, items in batches)
+    assert ids == [["e0", "e2", "e4"], ["e1", "e5"], ["e3"]]
 
 
 def test_batches_hold_at_most_batch_size_logs() -> None:

@@ -124,6 +124,25 @@ def test_mask_keeps_leading_error_classes_sqlstates_and_url_schemes() -> None:
     assert mask_text("to gcore9x://h/x and [SECRET_X] mid-line") == "to <url> and [<id>] <id>-line"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("no such table: a\n[JOHN_SMITH]", "no such table: a\n[<id>]"),  # a name with a \n
+        (
+            "Key (name)=(x\n[OPEN_SESAME]) already exists.",
+            "Key (name)=(<values>)\n[<id>]) already exists.",
+        ),
+        ("[JOHN_SMITH]\n[CARD_4111]", "[<id>]\n[<id>]"),  # a raised message that looks coded
+        ("[42S02] [HY000] [DIVIDE_BY_ZERO] x", "[42S02] [HY000] [DIVIDE_BY_ZERO] <id>"),
+        ("failed SQLSTATE=SECRT; SQLSTATE: HY000", "failed SQLSTATE=<id>; SQLSTATE: HY000"),
+    ],
+)
+def test_mask_keeps_only_codes_made_of_vocabulary_or_sqlstates_at_the_start(
+    text: str, expected: str
+) -> None:
+    assert mask_text(text) == expected
+
+
 def test_masked_messages_group_whatever_the_values() -> None:
     first = mask_text('DETAIL:  Key (id)=(17) is not present in table "parent".')
     second = mask_text('DETAIL:  Key (ref)=(99999) is not present in table "other".')

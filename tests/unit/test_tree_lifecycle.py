@@ -34,7 +34,9 @@ from messages.wire import (
 HOST = "host.example.com"
 DRIVER = DriverInfo(name="TestDriver", version="1.0.0")
 TOKEN = "local-token"
+# These tests are about a tree's stop: no linger (0 restores stop-at-last-close).
 SETTINGS = TelemetrySettings(
+    idle_linger_ms=0,
     batch_size=10,
     flush_interval_ms=50,
     retry_delay_ms=10,

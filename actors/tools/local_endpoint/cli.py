@@ -171,8 +171,12 @@ def run_show(args: argparse.Namespace) -> int:
     store = LogStore(args.db)
     try:
         rows = store.rows(host=args.host, limit=args.limit)
-        total, kinds, errors = store.count(), store.counts_by_kind(), store.errors_by_name()
-        latency = store.latency_percentiles_by_statement_type()
+        host = args.host  # the totals are of the logs listed: one host's with --host
+        total, kinds = store.count(host), store.counts_by_kind(host)
+        errors, latency = (
+            store.errors_by_name(host),
+            store.latency_percentiles_by_statement_type(host),
+        )
     finally:
         store.close()
     if not rows:
@@ -180,7 +184,7 @@ def run_show(args: argparse.Namespace) -> int:
         return 0
     print("\n".join(format_rows(rows)))
     print(
-        f"\nstored: {total} logs; kinds: "
+        f"\nstored{f' for {args.host}' if args.host else ''}: {total} logs; kinds: "
         + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
     )
     if errors:
