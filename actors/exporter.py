@@ -126,11 +126,9 @@ class ExporterActor(GuardedActor):
     # --- intake -----------------------------------------------------------------------------
 
     def _accept(self, batch: ExportBatch) -> None:
-        pending = Pending(batch, self._retry)
-        if len(self._queue) + len(self._waiting) >= self._settings.max_pending_batches:
-            self._settle(pending, exported_logs=0, reason="queue_full")
-            return
-        self._queue.append(pending)
+        # Unbounded here by design: the aggregator's export queue is the one place that bounds
+        # unsettled batches (`max_pending_batches`), so a batch it hands over is never refused.
+        self._queue.append(Pending(batch, self._retry))
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -240,6 +238,7 @@ class ExporterActor(GuardedActor):
         # encoded copies of every waiting batch add up, while encoding again costs only retries.
         pending.forget_encoded()
         pending.retry = decision.retry
+        pending.due_s = self._clock() + decision.delay_s
         self._waiting[pending.batch.batch_id] = pending
         pending.retry_handle = self._timer.schedule(
             decision.delay_s, self.actor_ref, RetryBatch(batch_id=pending.batch.batch_id)
@@ -272,13 +271,18 @@ class ExporterActor(GuardedActor):
     # --- final drain ------------------------------------------------------------------------
 
     def _drain(self, message: Drain) -> None:
+        """Send what is queued; a batch waiting for its retry keeps waiting as the server asked
+        (Retry-After) or backoff says, when that fits before the deadline, else it drops now as
+        `shutdown_timeout`: it is never rushed to a server that asked us to wait."""
         self._deadline_s = message.deadline_s
         self._drain_notify = message.notify
-        for pending in self._waiting.values():  # retry now rather than after the backoff
+        for batch_id, pending in list(self._waiting.items()):
+            if pending.due_s is not None and pending.due_s < message.deadline_s:
+                continue  # its timer delivers `RetryBatch` in time
             if pending.retry_handle is not None:
                 pending.retry_handle.cancel()
-            self._queue.append(pending)
-        self._waiting.clear()
+            del self._waiting[batch_id]
+            self._settle(pending, exported_logs=0, reason="shutdown_timeout")
         self._pump()
 
     def _maybe_finish_drain(self) -> None:

@@ -86,6 +86,7 @@ class Pending:
         "done_dropped",
         "done_events",
         "done_logs",
+        "due_s",
         "partial_reason",
         "retry",
         "retry_handle",
@@ -100,6 +101,8 @@ class Pending:
         self.sources: dict[bool, tuple[FrontendLog, ...]] = {}
         self.partial_reason = "partial_rejected"
         self.retry_handle: TimerHandle | None = None
+        # When its retry is due (the exporter's clock): the drain waits for it if it fits.
+        self.due_s: float | None = None
         self.sent = 0
         self.chunk_end = len(batch.logs)
         self.done_events = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ import pykka
 from actors import registry as registry_module
 from actors._runtime.process import (
     EXIT_MARGIN_S,
+    Ending,
     ask,
     cannot_wait,
     count_of,
@@ -40,7 +42,7 @@ from messages.snapshots import (
     to_json,
 )
 
-__all__ = ["at_exit", "dump_state", "flush", "shutdown"]
+__all__ = ["Ending", "at_exit", "dump_state", "end_before_exit", "flush", "shutdown"]
 
 logger = logging.getLogger("actors")
 
@@ -299,6 +301,22 @@ def shutdown(timeout_s: float | None = None) -> bool:
     return clean
 
 
+def end_before_exit(item: Ending) -> None:
+    """Have the exit hook end `item` before it drains; safe from any thread, never raises."""
+    key = id(item)
+    try:
+        state.ending[key] = weakref.ref(item, lambda _ref: state.ending.pop(key, None))
+    except Exception:
+        logger.debug("telemetry: %r not ended at exit", type(item))
+
+
+def _end_all() -> None:
+    for ref in list(state.ending.values()):
+        item = ref()
+        if item is not None:
+            item.end_at_exit()
+
+
 def _release(threads: list[threading.Thread], deadline_s: float) -> None:
     """Close pooled sockets and wait (boundedly) for the stopped tree's threads to end."""
     pool = state.pool
@@ -316,5 +334,15 @@ def _release(threads: list[threading.Thread], deadline_s: float) -> None:
 
 
 def at_exit() -> None:
-    """The one exit hook: flush every host, bounded by the shutdown timeout."""
+    """The one exit hook: end open sessions, then drain every host within the shutdown timeout.
+
+    From here on no tree starts in this process: an `atexit` handler that runs after ours (one
+    registered before it) would leave events in a tree nobody drains, so they are counted
+    instead (`dropped_without_registry`).
+    """
+    state.exited = True
+    try:
+        _end_all()
+    except Exception:  # a session made on another thread meanwhile: the drain still runs
+        logger.debug("telemetry: sessions not ended at exit", exc_info=True)
     shutdown()

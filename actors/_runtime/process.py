@@ -8,8 +8,9 @@ import logging
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -20,6 +21,7 @@ from messages.snapshots import HostHistory
 __all__ = [
     "ASK_TIMEOUT_S",
     "EXIT_MARGIN_S",
+    "Ending",
     "FastLease",
     "ProcessState",
     "ask",
@@ -40,6 +42,13 @@ logger = logging.getLogger("actors")
 
 ASK_TIMEOUT_S = 2.0
 EXIT_MARGIN_S = 0.1
+
+
+class Ending(Protocol):
+    """Something of ours that tells its last events when it ends (an instrumented session)."""
+
+    def end_at_exit(self) -> None:
+        """Tell the last events now, if not told yet; never raises."""
 
 
 class FastLease:
@@ -71,6 +80,15 @@ class ProcessState:
         # The largest shutdown timeout of any connection opened; None until one is.
         self.shutdown_timeout_s: float | None = None
         self.exit_hook = False
+        # Set when the exit hook runs: no tree starts afterwards (nothing would drain it).
+        self.exited = False
+        # Sessions whose end (the close log) the exit hook tells before its drain, by id, each
+        # held weakly; its weakref callback removes it (a dict's set and pop are atomic, no
+        # lock). Left to weakref.finalize they would end in weakref's own exit hook, which runs
+        # after ours whenever the process made a finaliser before ours was registered.
+        self.ending: dict[int, weakref.ref[Ending]] = {}
+        # Whether this process's multiprocessing exit hook is registered (see `startup`).
+        self.mp_exit_hook = False
         # What registries that were shut down left: per-host totals (bounded, the oldest hosts
         # folded into `retired_forgotten`) and the last one's counts. Written by the one
         # `shutdown()` that unpublished that registry, under the lock (pure data, nothing logs).
@@ -177,14 +195,33 @@ def count_of(counter: itertools.count[int]) -> int:
 
 
 def _after_fork_in_child() -> None:
-    """The parent's threads do not exist here: forget its actors and sockets."""
+    """The parent's threads do not exist here: forget its actors and sockets, and free locks
+    that a parent thread held at the fork (it will never release them in this process)."""
     state.lock = threading.Lock()
     _reentry.depth = 0  # forked from inside our start-up (a handler that forks): start afresh
     state.registry = None
     state.pool = None
     state.overflowed = {}
     state.leases = {}
+    state.mp_exit_hook = False  # multiprocessing clears its finalisers in a child it starts
+    state.exited = False
+    state.ending = {}  # the parent's sessions: the parent ends them, not this child
     state.epoch += 1
+    _free_pykka_registry_lock()
+
+
+def _free_pykka_registry_lock() -> None:
+    """pykka's registry lock, if a parent thread held it at the fork, is replaced by a free one.
+
+    Only a lock nobody here can ever release is replaced: free (or held by the forking thread
+    itself, as an RLock lets it take it again), it is left as it is.
+    """
+    registry = pykka.ActorRegistry
+    lock = registry._actor_refs_lock
+    if lock.acquire(blocking=False):
+        lock.release()
+        return
+    registry._actor_refs_lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -35,7 +36,7 @@ def registry() -> pykka.ActorRef[Any] | None:
     registry = state.registry
     if registry is not None and registry.is_alive():
         return registry
-    if reentered():
+    if reentered() or state.exited:  # after the exit hook, nothing would drain a new tree
         return None
     with guarded():
         candidate = RegistryActor.start()
@@ -44,23 +45,46 @@ def registry() -> pykka.ActorRef[Any] | None:
         won = current is None or current is registry
         if won:
             state.registry = candidate
-        hook = won and not state.exit_hook
-        if hook:
-            state.exit_hook = True
     if not won:
         candidate.stop(block=False)
         return current
-    if hook:
-        atexit.register(operations.at_exit)
-    if state.epoch:  # a forked child exits through multiprocessing, not atexit
-        _register_multiprocessing_exit()
+    _register_multiprocessing_exit()
     return candidate
 
 
 def _register_multiprocessing_exit() -> None:
+    """In a child that multiprocessing started (fork, spawn, forkserver; pool workers too), or
+    one forked by hand, the exit hook also runs as a multiprocessing finaliser: fork and
+    forkserver children leave by `os._exit()` after running those, never reaching `atexit`.
+
+    Once per process (a forked child registers afresh); `multiprocessing` is never imported
+    here by us: a process that has not imported it is not one of its children.
+    """
+    loaded = sys.modules.get("multiprocessing")
+    in_child = loaded is not None and loaded.parent_process() is not None
+    if state.mp_exit_hook or not (in_child or state.epoch):
+        return
+    state.mp_exit_hook = True
     import multiprocessing.util
 
     multiprocessing.util.Finalize(None, operations.at_exit, exitpriority=100)
+
+
+def _register_exit_hook() -> None:
+    """The one exit hook, registered when the library is imported (it costs nothing unused).
+
+    `atexit` runs handlers last in, first out: every handler the application registers after
+    importing us runs before our drain, so what it tells is still delivered. Only handlers
+    registered before the import run after it; their events are counted (see `at_exit`).
+    """
+    with guarded(lock=True):
+        if state.exit_hook:
+            return
+        state.exit_hook = True
+    atexit.register(operations.at_exit)
+
+
+_register_exit_hook()
 
 
 def pool() -> Any:

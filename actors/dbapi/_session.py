@@ -12,6 +12,7 @@ from __future__ import annotations
 import weakref
 from typing import Any, Protocol
 
+from actors._runtime.operations import end_before_exit
 from actors.dbapi.support import _error, _open_telemetry, _release, _Target, logger
 from messages.events import ConnectionClosed, ConnectionOpened
 
@@ -52,9 +53,19 @@ class Session:
                 )
             )
             session.finalizer = weakref.finalize(owner, _release, handle, session_id)
+            end_before_exit(session)
         except Exception:
             logger.debug("telemetry: session not opened", exc_info=True)
         return session
+
+    def end_at_exit(self) -> None:
+        """At exit, before the drain: tell the close log as collection would; never raises."""
+        finalizer = self.finalizer
+        try:
+            if finalizer is not None:
+                finalizer()  # runs once: weakref's own exit hook then finds it dead
+        except Exception:
+            logger.debug("telemetry: session end not told at exit", exc_info=True)
 
     @property
     def live(self) -> bool:

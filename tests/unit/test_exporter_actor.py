@@ -589,25 +589,23 @@ def test_rate_limiter_defers_with_a_pump_instead_of_dropping(
     assert exporter.snapshot()["dropped"] == {}
 
 
-def test_pending_batch_bound_drops_new_batches_as_queue_full(
+def test_the_exporter_takes_every_batch_handed_over_and_drops_none_for_room(
     start: Callable[..., Harness], clock: FakeClock
 ) -> None:
+    # The aggregator's export queue is the one bound on unsettled batches; the exporter adds none.
     exporter = start(rate_limit_burst=1, rate_limit_per_s=1.0, max_pending_batches=2)
     batches = [exporter.send(counts=(2,)) for _ in range(4)]
 
-    settled = exporter.settled(2)
-    assert [(s.batch_id, s.dropped) for s in settled] == [
-        (batches[0].batch_id, {}),
-        (batches[3].batch_id, {"queue_full": 2}),
-    ]
-    clock.advance(1.0)
-    exporter.timer.fire(Pump)
-    exporter.settled(3)
-    exporter.timer.wait_pending(Pump)  # batch 3 found no token yet: it waits, not drops
-    clock.advance(1.0)
-    exporter.timer.fire(Pump)
+    (first,) = exporter.settled(1)
+    assert (first.batch_id, first.dropped) == (batches[0].batch_id, {})
+    assert exporter.snapshot()["queued_batches"] == 3
+    for done in range(2, 5):
+        clock.advance(1.0)
+        exporter.timer.fire(Pump)
+        exporter.settled(done)
     settled = exporter.settled(4)
-    assert sorted(s.batch_id for s in settled if s.exported_events == 2) == [1, 2, 3]
+    assert sorted(s.batch_id for s in settled if s.exported_events == 2) == [1, 2, 3, 4]
+    assert exporter.snapshot()["dropped"] == {}
 
 
 def test_flush_sends_queued_batches_past_the_rate_limit_and_replies(
@@ -627,7 +625,7 @@ def test_flush_sends_queued_batches_past_the_rate_limit_and_replies(
 # --- drain --------------------------------------------------------------------------------------
 
 
-def test_drain_retries_waiting_batches_at_once_then_reports_drained(
+def test_drain_leaves_a_waiting_batch_to_its_retry_when_it_is_due_before_the_deadline(
     start: Callable[..., Harness], recorder: Callable[[], Recording], clock: FakeClock
 ) -> None:
     exporter = start(retry_delay_ms=1000)
@@ -637,13 +635,34 @@ def test_drain_retries_waiting_batches_at_once_then_reports_drained(
     notify = recorder()
     exporter.ref.tell(Drain(deadline_s=clock() + 10, notify=notify.ref))
 
+    notify.barrier()
+    assert notify.of_type(Drained) == []  # the server's wait is honoured, not rushed
+    assert len(exporter.transport.requests) == 1
+    assert not retry.handle.cancelled
+    assert exporter.snapshot()["draining"] is True
+    exporter.timer.fire(RetryBatch)
     notify.wait_for(Drained)
     assert exporter.settled()[0].exported_events == 1
     requests = exporter.transport.requests
     assert len(requests) == 2
     assert requests[1].timeout_s == pytest.approx(10.0)
+
+
+def test_drain_settles_a_waiting_batch_due_after_the_deadline_at_once(
+    start: Callable[..., Harness], recorder: Callable[[], Recording], clock: FakeClock
+) -> None:
+    exporter = start(retry_after_max_s=60)
+    exporter.transport.answer(status(429, retry_after_s=30.0))
+    exporter.send(counts=(2,))
+    (retry,) = exporter.timer.wait_pending(RetryBatch)
+    notify = recorder()
+    exporter.ref.tell(Drain(deadline_s=clock() + 5, notify=notify.ref))
+
+    notify.wait_for(Drained)
+    (settled,) = exporter.settled()
+    assert settled.dropped == {"shutdown_timeout": 2}
     assert retry.handle.cancelled
-    assert exporter.snapshot()["draining"] is True
+    assert len(exporter.transport.requests) == 1
 
     exporter.ref.tell(RetryBatch(batch_id=1))  # a late timer message finds nothing to do
     assert len(exporter.settled_now()) == 1
@@ -692,6 +711,7 @@ def test_drain_waits_for_a_retry_that_fits_before_the_deadline(
     notify = recorder()
     exporter.ref.tell(Drain(deadline_s=clock() + 5, notify=notify.ref))
 
+    exporter.timer.fire(RetryBatch)
     exporter.transport.wait_requests(2)
     exporter.timer.wait_pending(RetryBatch)
     notify.barrier()

@@ -31,6 +31,10 @@ import traceback
 import weakref
 from typing import Any
 
+# The library registers its exit hook when imported; a handler registered earlier runs after it.
+if json.loads(sys.argv[1])["trigger"] == "atexit_before":
+    atexit.register(lambda: call_back("atexit before"))
+
 import actors
 from messages import events as ev
 
@@ -127,8 +131,6 @@ def arm(trigger: str) -> None:
         pykka_logger = logging.getLogger("pykka")
         pykka_logger.addHandler(handler)
         pykka_logger.setLevel(logging.DEBUG)
-    elif kind == "atexit_before":
-        atexit.register(call_back, "atexit before")
 
 
 def main() -> None:
