@@ -318,19 +318,26 @@ def _end_all() -> None:
 
 
 def _release(threads: list[threading.Thread], deadline_s: float) -> None:
-    """Close pooled sockets and wait (boundedly) for the stopped tree's threads to end."""
-    pool = state.pool
-    if pool is not None and state.registry is None:
-        try:
-            pool.clear()
-        except Exception:
-            logger.debug("telemetry: pool clear failed", exc_info=True)
+    """Wait (boundedly) for the stopped trees' threads to end, then close the pooled sockets.
+
+    In that order: a socket still held by an exporter that is finishing its last request goes
+    back to the pool before the pool is closed, so none is left to the garbage collector.
+    """
     for thread in threads:
         if thread is not threading.current_thread():
             try:
                 thread.join(max(0.0, deadline_s - time.monotonic()))
             except RuntimeError:  # still starting when listed: not one of the trees stopped
                 continue
+    pool = state.pool
+    # At exit the process is ending and the OS closes the sockets: clearing here would hand
+    # sockets that urllib3's own exit finalizers left half closed to the garbage collector
+    # (an "unclosed socket" ResourceWarning on the application's stderr under -X dev).
+    if pool is not None and state.registry is None and not state.exited:
+        try:
+            pool.clear()
+        except Exception:
+            logger.debug("telemetry: pool clear failed", exc_info=True)
 
 
 def at_exit() -> None:
