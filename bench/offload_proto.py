@@ -34,16 +34,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import auth_headers, wait_flags
+from _common import auth_headers, quiet_gc, wait_flags
 from _crew import Crew
 from _drivers import KINDS, THREADS, available, statement
 from _endpoint import EndpointProcess
-from real_path import _timed
 
 import actors
 from messages.sysconfig import DriverInfo
 
 BATCH = 100  # statements per hand-off: one pipe write per BATCH statements per thread
+BATCH_AGE_MS = 50.0  # or sooner, once a list's first fact is this old (at a statement's end)
 WAYS = ("raw", "ours", "offload")
 _KIND = {"SELECT": 0, "INSERT": 1}  # the statement type, by the statement's first word
 
@@ -59,7 +59,9 @@ class Handoff:
     threads are idle (after `Crew.run` returned), so it may read every list.
     """
 
-    def __init__(self, pipe: Any, answers: Any) -> None:
+    def __init__(self, pipe: Any, answers: Any, batch: int, age_ms: float) -> None:
+        self._batch = batch
+        self._age_ns = int(age_ms * 1e6)
         self._pipe = pipe
         self._answers = answers
         self._lock = threading.Lock()
@@ -76,11 +78,13 @@ class Handoff:
                 self._lists.append(facts)
             return facts
 
-    def record(self, fact: tuple[int, int, int, int]) -> None:
-        """Safe from any driver thread: append, and every BATCH facts one pipe write."""
+    def record(self, fact: tuple[int, int, int, int], now_ns: int) -> None:
+        """Safe from any driver thread: append; one pipe write per batch or age."""
         facts = self._mine()
+        if not facts:
+            self._local.first_ns = now_ns
         facts.append(fact)
-        if len(facts) >= BATCH:
+        if len(facts) >= self._batch or now_ns - self._local.first_ns >= self._age_ns:
             data = marshal.dumps(facts)
             facts.clear()
             with self._lock:
@@ -108,6 +112,7 @@ class _Cursor:
         self._cursor = cursor
         self._handoff = handoff
         self._fact: list[int] = [0, 0, 0, 1]
+        self._end_ns = 0
 
     def execute(self, sql: str, params: Any = ()) -> _Cursor:
         start = time.perf_counter_ns()
@@ -118,14 +123,16 @@ class _Cursor:
             raise
         finally:
             self._fact[0] = _KIND.get(sql[:6].upper(), 2)
-            self._fact[1] = time.perf_counter_ns() - start
+            self._end_ns = time.perf_counter_ns()
+            self._fact[1] = self._end_ns - start
         return self
 
     def executemany(self, sql: str, rows: Any) -> _Cursor:
         start = time.perf_counter_ns()
         self._cursor.executemany(sql, rows)
         self._fact[0] = _KIND.get(sql[:6].upper(), 2)
-        self._fact[1] = time.perf_counter_ns() - start
+        self._end_ns = time.perf_counter_ns()
+        self._fact[1] = self._end_ns - start
         return self
 
     def fetchone(self) -> Any:
@@ -141,7 +148,7 @@ class _Cursor:
     def close(self) -> None:
         self._cursor.close()
         f = self._fact
-        self._handoff.record((f[0], f[1], f[2], f[3]))
+        self._handoff.record((f[0], f[1], f[2], f[3]), self._end_ns)
 
 
 class _Connection:
@@ -234,6 +241,26 @@ def _child(pipe: Any, answers: Any, host_port: str) -> None:
 # --- the measurement ------------------------------------------------------------------------------
 
 
+def _timed(crew: Crew, job: Any, flush: Any) -> dict[str, float]:
+    """`real_path._timed`, plus the wall time until the driver threads were done (`run_s`)."""
+    with quiet_gc():
+        driver0 = crew.cpu_ns()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        crew.run(job)
+        run1 = time.perf_counter()
+        flushed = flush()
+        wall1, cpu1 = time.perf_counter(), time.process_time()
+        driver1 = crew.cpu_ns()
+    if flushed is False:
+        raise RuntimeError("flush did not finish in time")
+    return {
+        "wall_s": wall1 - wall0,
+        "run_s": run1 - wall0,
+        "cpu_s": cpu1 - cpu0,
+        "driver_cpu_s": (driver1 - driver0) / 1e9,
+    }
+
+
 def _row(
     driver: Any, modules: dict[str, Any], flushes: dict[str, Any], job: Any, n: int, repeats: int
 ) -> dict[str, float]:
@@ -273,7 +300,7 @@ def _row(
             per.setdefault("raw|wall", []).append(raw["wall_s"] / n * 1e6)
             per.setdefault("raw|cpu", []).append(raw["cpu_s"] / n * 1e6)
             for way in WAYS[1:]:
-                for clock in ("wall", "cpu", "driver_cpu"):
+                for clock in ("wall", "run", "cpu", "driver_cpu"):
                     added = (got[way][f"{clock}_s"] - raw[f"{clock}_s"]) / n * 1e6
                     per.setdefault(f"{way}|{clock}", []).append(added)
                 per.setdefault(f"{way}|x", []).append(got[way]["wall_s"] / raw["wall_s"])
@@ -299,6 +326,10 @@ def _job(driver: Any, kinds: tuple[str, ...], per_thread: int, pause_s: float) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--batch", type=int, default=BATCH, help="statements per hand-off")
+    parser.add_argument(
+        "--age-ms", type=float, default=BATCH_AGE_MS, help="hand off a list once this old"
+    )
     args = parser.parse_args()
     repeats, per_thread, slow = (5, 150, 75) if args.quick else (9, 250, 150)
     started, load = time.monotonic(), os.getloadavg()
@@ -313,7 +344,7 @@ def main() -> None:
             target=_child, args=(child_in, child_out, endpoint.host_port), daemon=True
         )
         proc.start()
-        handoff = Handoff(parent_out, parent_in)
+        handoff = Handoff(parent_out, parent_in, args.batch, args.age_ms)
         info = DriverInfo(name="bench-proto", version="1.0.0")
         holder = actors.connect(endpoint.url, driver=info, auth=auth_headers)
         if not wait_flags({endpoint.host_port: True}, 10.0):
@@ -326,10 +357,8 @@ def main() -> None:
             "sqlite3: mix": ("sqlite3", KINDS, per_thread, 0.0),
             "sqlite3 ~1 ms: mix": ("sqlite3 ~1 ms", KINDS, slow, 0.001),
         }
-        print(
-            f"{'row':22} {'raw µs':>7} | {'ours +wall +CPU (drv)':>24} {'x':>5} | "
-            f"{'offload +wall +CPU (drv)':>24} {'x':>5} {'child CPU':>9} {'arrived':>9}"
-        )
+        head = f"{'+wall':>6} {'+run':>6} {'+CPU':>6} {'(drv)':>6} {'x':>6}"
+        print(f"{'row':21} {'raw µs':>6} | ours {head} | offload {head} {'child':>6} arrived")
         for label, (name, kinds, count, pause_s) in rows.items():
             driver = drivers[name]
             modules = {
@@ -342,13 +371,13 @@ def main() -> None:
             job = _job(driver, kinds, count, pause_s)
             f = _row(driver, modules, flushes, job, count * THREADS, repeats)
             cells = [
-                f"{f[w + '|wall']:7.1f} {f[w + '|cpu']:7.1f} ({f[w + '|driver_cpu']:5.1f}) "
-                f"{f[w + '|x']:5.3f}"
+                f"{f[w + '|wall']:6.1f} {f[w + '|run']:6.1f} {f[w + '|cpu']:6.1f} "
+                f"({f[w + '|driver_cpu']:4.1f}) {f[w + '|x']:6.3f}"
                 for w in WAYS[1:]
             ]
             print(
-                f"{label:22} {f['raw|wall']:7.1f} | {cells[0]:>30} | {cells[1]:>30} "
-                f"{f['offload|child']:9.1f} {f['offload|arrived']:4.0f}/{count * THREADS}"
+                f"{label:21} {f['raw|wall']:6.1f} | ours {cells[0]} | offload {cells[1]} "
+                f"{f['offload|child']:6.1f} {f['offload|arrived']:.0f}/{count * THREADS}"
             )
         holder.close()
         actors.shutdown(2.0)
@@ -358,8 +387,10 @@ def main() -> None:
             proc.kill()
             proc.join(5.0)
     print(
-        f"\nµs per statement added to raw (process CPU; driver threads' own in brackets), x = "
-        f"wall ÷ raw; medians of {repeats} rounds, {THREADS} threads, batch {BATCH}; "
+        f"\nµs per statement added to raw: wall with the flush, wall until the driver threads "
+        f"were done (+run), process CPU, the driver threads' own CPU (drv); x = wall ÷ raw; "
+        f"child = the child's CPU; medians of {repeats} rounds, {THREADS} threads, "
+        f"batch {args.batch} or {args.age_ms:g} ms; "
         f"{os.cpu_count()} CPUs, load {' '.join(f'{x:.2f}' for x in load)} at the start, "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end; "
         f"{time.monotonic() - started:.0f} s"
