@@ -2,11 +2,13 @@
 encodes and exports them; what that leaves on the driver process, beside raw and today's ours.
 
 `python bench/offload_proto.py [--quick]`. Not the library: a what-if for issue 13's item 4.
-Four driver threads (`bench/_drivers.py`, `bench/_crew.py`, `real_path._timed`), three ways,
+Four driver threads (`bench/_drivers.py`, `bench/_crew.py`, `real_path._timed`), four ways,
 interleaved in a rotating order, medians over rounds:
 
 - `raw`: the driver itself;
 - `ours`: `actors.instrument`, shipped defaults, to the loopback endpoint (in-process pipeline);
+- `otel`: OpenTelemetry's DB-API instrumentation, batch span processor, OTLP/HTTP to the
+  bench's loopback sink, as in the headline (`real_path`);
 - `offload`: a thin PEP 249 wrapper that, per statement, appends one small tuple (statement
   kind, latency ns, rows, ok) to its thread's list and, every `BATCH` statements, sends the
   list in one `marshal`led pipe write to a child process. The child builds each statement's
@@ -31,6 +33,7 @@ import statistics
 import tempfile
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +41,14 @@ from _common import auth_headers, quiet_gc, wait_flags
 from _crew import Crew
 from _drivers import KINDS, THREADS, available, statement
 from _endpoint import EndpointProcess
+from _otlp_sink import SinkProcess
 
 import actors
 from messages.sysconfig import DriverInfo
 
 BATCH = 100  # statements per hand-off: one pipe write per BATCH statements per thread
 BATCH_AGE_MS = 50.0  # or sooner, once a list's first fact is this old (at a statement's end)
-WAYS = ("raw", "ours", "offload")
+WAYS = ("raw", "ours", "offload", "otel")
 _KIND = {"SELECT": 0, "INSERT": 1}  # the statement type, by the statement's first word
 
 
@@ -278,7 +282,7 @@ def _row(
         child["now"], child["accepted"] = answer
         return True
 
-    flush = {"raw": lambda: None, "ours": flushes["ours"], "offload": flush_offload}
+    flush = {**flushes, "raw": lambda: None, "offload": flush_offload}
     try:
         actors.flush(timeout_s=10.0)
         for way in WAYS:
@@ -333,11 +337,20 @@ def main() -> None:
     args = parser.parse_args()
     repeats, per_thread, slow = (5, 150, 75) if args.quick else (9, 250, 150)
     started, load = time.monotonic(), os.getloadavg()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.dbapi import wrap_connect
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     context = multiprocessing.get_context("spawn")
     with (
         EndpointProcess(flag=True, validate=False) as endpoint,
+        SinkProcess() as sink,
         tempfile.TemporaryDirectory(prefix="bench-offload-") as tmp,
     ):
+        provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=sink.url)))
         child_in, parent_out = context.Pipe(duplex=False)  # (reader, writer)
         parent_in, child_out = context.Pipe(duplex=False)
         proc = context.Process(
@@ -351,14 +364,21 @@ def main() -> None:
             raise RuntimeError("feature flag not fetched within 10 s")
         skipped: dict[str, str] = {}
         drivers = available(Path(tmp), skipped)
-        flushes = {"ours": lambda: actors.flush(timeout_s=30.0), "offload": handoff.flush}
+        flushes = {
+            "ours": lambda: actors.flush(timeout_s=30.0),
+            "offload": handoff.flush,
+            "otel": lambda: provider.force_flush(30_000),
+        }
         rows = {
             "sqlite3: point select": ("sqlite3", ("point",), per_thread, 0.0),
             "sqlite3: mix": ("sqlite3", KINDS, per_thread, 0.0),
             "sqlite3 ~1 ms: mix": ("sqlite3 ~1 ms", KINDS, slow, 0.001),
         }
         head = f"{'+wall':>6} {'+run':>6} {'+CPU':>6} {'(drv)':>6} {'x':>6}"
-        print(f"{'row':21} {'raw µs':>6} | ours {head} | offload {head} {'child':>6} arrived")
+        print(
+            f"{'row':21} {'raw µs':>6} | ours {head} | offload {head} {'child':>6} arrived | "
+            f"otel {head}"
+        )
         for label, (name, kinds, count, pause_s) in rows.items():
             driver = drivers[name]
             modules = {
@@ -367,7 +387,11 @@ def main() -> None:
                     driver.module.connect, host=endpoint.url, driver=info, auth=auth_headers
                 ),
                 "offload": OffloadModule(driver.module.connect, handoff),
+                "otel": types.SimpleNamespace(connect=driver.module.connect),
             }
+            wrap_connect(
+                "bench.offload", modules["otel"], "connect", driver.system, tracer_provider=provider
+            )
             job = _job(driver, kinds, count, pause_s)
             f = _row(driver, modules, flushes, job, count * THREADS, repeats)
             cells = [
@@ -377,9 +401,11 @@ def main() -> None:
             ]
             print(
                 f"{label:21} {f['raw|wall']:6.1f} | ours {cells[0]} | offload {cells[1]} "
-                f"{f['offload|child']:6.1f} {f['offload|arrived']:.0f}/{count * THREADS}"
+                f"{f['offload|child']:6.1f} {f['offload|arrived']:.0f}/{count * THREADS} | "
+                f"otel {cells[2]}"
             )
         holder.close()
+        provider.shutdown()
         actors.shutdown(2.0)
         parent_out.send_bytes(b"stop")
         proc.join(5.0)
