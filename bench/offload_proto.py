@@ -373,6 +373,7 @@ def main() -> None:
             "sqlite3: point select": ("sqlite3", ("point",), per_thread, 0.0),
             "sqlite3: mix": ("sqlite3", KINDS, per_thread, 0.0),
             "sqlite3 ~1 ms: mix": ("sqlite3 ~1 ms", KINDS, slow, 0.001),
+            "pyodbc: point select": ("pyodbc", ("point",), per_thread, 0.0),
         }
         head = f"{'+wall':>6} {'+run':>6} {'+CPU':>6} {'(drv)':>6} {'x':>6}"
         print(
@@ -380,7 +381,11 @@ def main() -> None:
             f"otel {head}"
         )
         for label, (name, kinds, count, pause_s) in rows.items():
-            driver = drivers[name]
+            driver = drivers.get(name)
+            if driver is None:
+                print(f"{label}: skipped ({skipped.get(name, 'not available')})")
+                continue
+            driver.prepare()
             modules = {
                 "raw": driver.module,
                 "ours": actors.instrument(
