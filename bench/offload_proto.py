@@ -2,7 +2,7 @@
 encodes and exports them; what that leaves on the driver process, beside raw and today's ours.
 
 `python bench/offload_proto.py [--quick]`. Not the library: a what-if for issue 13's item 4.
-Four driver threads (`bench/_drivers.py`, `bench/_crew.py`, `real_path._timed`), four ways,
+Four driver threads (`bench/_drivers.py`, `bench/_crew.py`), sqlite3 and pyodbc, four ways,
 interleaved in a rotating order, medians over rounds:
 
 - `raw`: the driver itself;
