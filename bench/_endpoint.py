@@ -8,20 +8,20 @@ and not written to SQLite, so a long throughput run does not grow the child's me
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import select
-import subprocess
 import sys
 import time
 from typing import Any
 
+from _child import ChildProcess
 from _common import ROOT, TOKEN
 
 
-class EndpointProcess:
+class EndpointProcess(ChildProcess):
     """A `LocalEndpoint` running in a child process; every call has a timeout."""
+
+    name = "bench endpoint"
 
     def __init__(
         self,
@@ -31,41 +31,19 @@ class EndpointProcess:
         validate: bool = True,
         timeout_s: float = 10.0,
     ) -> None:
-        self._timeout_s = timeout_s
-        self._proc = subprocess.Popen(
+        super().__init__(
             [
-                sys.executable,
                 __file__,
                 "--child",
                 "1" if flag else "0",
                 "1" if store else "0",
                 "1" if validate else "0",
             ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            cwd=str(ROOT),
+            timeout_s,
         )
         hello = self._read()
         self.host_port: str = hello["host_port"]
         self.url: str = hello["url"]
-
-    def _read(self) -> dict[str, Any]:
-        assert self._proc.stdout is not None
-        ready, _, _ = select.select([self._proc.stdout], [], [], self._timeout_s)
-        if not ready:
-            raise TimeoutError("bench endpoint did not answer")
-        line = self._proc.stdout.readline()
-        if not line:
-            raise RuntimeError("bench endpoint exited")
-        reply: dict[str, Any] = json.loads(line)
-        return reply
-
-    def call(self, command: str, **args: Any) -> dict[str, Any]:
-        """Send one command and wait for its answer."""
-        assert self._proc.stdin is not None
-        self._proc.stdin.write((json.dumps({"cmd": command, **args}) + "\n").encode())
-        self._proc.stdin.flush()
-        return self._read()
 
     def set_fault(self, spec: str | None) -> None:
         """Misbehave from the next request on (`Fault.parse` spec), or heal with None."""
@@ -79,25 +57,8 @@ class EndpointProcess:
         """The endpoint's counters (`logs_accepted`, `requests`, `bytes_received`, ...)."""
         return self.call("stats")
 
-    def close(self) -> None:
-        """Stop the endpoint (releasing hanging requests) and wait for the child, boundedly."""
-        if self._proc.poll() is None:
-            with contextlib.suppress(OSError, TimeoutError, RuntimeError, ValueError):
-                self.call("stop")
-            try:
-                self._proc.wait(timeout=self._timeout_s)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=self._timeout_s)
-        for stream in (self._proc.stdin, self._proc.stdout):
-            if stream is not None:
-                stream.close()
-
     def __enter__(self) -> EndpointProcess:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _child(flag: bool, store: bool, validate: bool) -> None:

@@ -8,73 +8,31 @@ exporter sends them), parses each and counts its spans, and answers 200 with an 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import select
-import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from _common import ROOT
+from _child import ChildProcess
 
 
-class SinkProcess:
+class SinkProcess(ChildProcess):
     """The OTLP sink running in a child process."""
 
+    name = "OTLP sink"
+
     def __init__(self, timeout_s: float = 10.0) -> None:
-        self._timeout_s = timeout_s
-        self._proc = subprocess.Popen(
-            [sys.executable, __file__, "--child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            cwd=str(ROOT),
-        )
+        super().__init__([__file__, "--child"], timeout_s)
         hello = self._read()
         self.url: str = hello["url"]
-
-    def _read(self) -> dict[str, Any]:
-        assert self._proc.stdout is not None
-        ready, _, _ = select.select([self._proc.stdout], [], [], self._timeout_s)
-        if not ready:
-            raise TimeoutError("OTLP sink did not answer")
-        line = self._proc.stdout.readline()
-        if not line:
-            raise RuntimeError("OTLP sink exited")
-        reply: dict[str, Any] = json.loads(line)
-        return reply
-
-    def call(self, command: str) -> dict[str, Any]:
-        """Send one command and wait for its answer."""
-        assert self._proc.stdin is not None
-        self._proc.stdin.write((json.dumps({"cmd": command}) + "\n").encode())
-        self._proc.stdin.flush()
-        return self._read()
 
     def stats(self) -> dict[str, Any]:
         """`spans`, `requests`, `bytes_received`, `bad_requests` so far."""
         return self.call("stats")
 
-    def close(self) -> None:
-        """Stop the sink and wait for the child, boundedly."""
-        if self._proc.poll() is None:
-            with contextlib.suppress(OSError, TimeoutError, RuntimeError, ValueError):
-                self.call("stop")
-            try:
-                self._proc.wait(timeout=self._timeout_s)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=self._timeout_s)
-        for stream in (self._proc.stdin, self._proc.stdout):
-            if stream is not None:
-                stream.close()
-
     def __enter__(self) -> SinkProcess:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _child() -> None:

@@ -12,35 +12,7 @@ import time
 from typing import Any
 
 from _common import ids, quiet_gc
-from statement_cpu import DRIVER
-
-
-def _logs(count: int) -> list[Any]:
-    from actors._aggregate.statements import StatementAggregate, build_log
-    from messages import events as ev
-    from messages.commands import ConnectionContext
-    from messages.privacy import LogKind
-    from messages.sysconfig import system_configuration
-
-    context = ConnectionContext(
-        connection_id=1,
-        host="bench",
-        auth=None,
-        user_agent=DRIVER.user_agent,
-        system_configuration=system_configuration(DRIVER),
-    )
-    logs = []
-    for sid in ids(count):
-        st = StatementAggregate(context, sid)
-        st.session_id = "s"
-        st.polls += 1
-        st.poll_ms += 1.5
-        st.add_chunk(ev.ChunkDownloaded(statement_id=sid, chunk_index=0, latency_ms=3.0))
-        st.add_chunk(ev.ChunkDownloaded(statement_id=sid, chunk_index=1, latency_ms=2.0))
-        st.done = ev.StatementCompleted(statement_id=sid, operation_latency_ms=12.0)
-        _, log = st.driver_log()
-        logs.append(build_log(context, LogKind.STATEMENT, log, 1_755_000_000_000))
-    return logs
+from statement_cpu import statement_context, statement_logs
 
 
 def run(quick: bool, **_: Any) -> dict[str, Any]:
@@ -48,7 +20,7 @@ def run(quick: bool, **_: Any) -> dict[str, Any]:
     from messages import encode, wire
 
     repeats = 5 if quick else 9
-    logs = _logs(2000)
+    logs = statement_logs(statement_context(), ids(2000))
     mismatches = sum(wire.encode_frontend_log(g) != encode.encode_frontend_log(g) for g in logs)
     if mismatches:
         raise RuntimeError(f"{mismatches} logs encode differently: not measured")

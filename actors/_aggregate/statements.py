@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any
 
 from messages import events as ev
 from messages.commands import ConnectionContext
@@ -162,8 +161,3 @@ def build_log(
         entry=FrontendLogEntry(sql_driver_log=apply_allow_list(kind, log)),
         workspace_id=context.workspace_id,
     )
-
-
-def describe(value: Any) -> str:
-    """A safe, short type name for logs (never calls the value's own `__repr__`)."""
-    return type(value).__name__

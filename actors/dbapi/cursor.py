@@ -178,7 +178,7 @@ class InstrumentedCursor(ResultSets, Passthrough):
         st = self._tm_st
         if st is None:
             return next(self._raw)
-        # `Telling._tm_next` inlined: this runs once per row.
+        # `Telling._tm_step` inlined: this runs once per row.
         started = _perf()
         try:
             row = next(self._raw)

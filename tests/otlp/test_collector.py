@@ -20,6 +20,7 @@ from _otlp_receiver import OtlpReceiver
 from _otlp_workload import DRIVER, HTTP_PATH, LITERAL, SECRET, Told, run_connection
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from servers import free_port
 from waiting import poll_until
 
 import actors
@@ -42,12 +43,6 @@ def collector_binary() -> pathlib.Path | None:
         return None
     binary = pathlib.Path(spec.origin).parent / "rotel-agent"
     return binary if binary.is_file() and os.access(binary, os.X_OK) else None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def listening(port: int) -> bool:

@@ -11,12 +11,12 @@ endpoints and run side by side.
 from __future__ import annotations
 
 import logging
-import socket
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _support import closed_port
 
 from actors.tools.local_endpoint import Fault, LocalEndpoint
 
@@ -60,13 +60,6 @@ OURS = ("actors", "messages", "pykka")
 POOL_FULL = "Connection pool is full"
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def targets() -> Iterator[list[dict[str, Any]]]:
     """One endpoint (or closed port) per fault in `MATRIX`, shared by both runs."""
@@ -75,7 +68,7 @@ def targets() -> Iterator[list[dict[str, Any]]]:
     try:
         for name, (fault, force, auth) in MATRIX.items():
             if fault == "refused":
-                url = f"http://127.0.0.1:{free_port()}"
+                url = f"http://127.0.0.1:{closed_port()}"
             else:
                 endpoint = LocalEndpoint(
                     token=TOKEN, stop_timeout_s=2.0, fault=Fault.parse(fault) if fault else None

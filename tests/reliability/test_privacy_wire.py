@@ -168,7 +168,7 @@ def test_no_secret_given_in_an_error_message_reaches_any_byte_the_endpoint_recei
     assert not leaked, f"secrets on the wire: {leaked[:5]}"
     bodies = b"".join(request.body for request in server.posts())
     assert TOKEN.encode() not in bodies, "the bearer token went into a body"
-    # the messages did go out, redacted: every error log carries its (scrubbed) stack trace
+    # the messages did go out, masked: every error log carries its (masked) stack trace
     traces = [log["entry"]["sql_driver_log"]["error_info"] for log in _logs_of(server)]
     assert len(traces) == next(ids) and all(t.get("stack_trace") for t in traces)
 
