@@ -77,12 +77,25 @@ def run_pool(context: Any, spec: dict[str, Any]) -> list[int | None]:
         processes = list(getattr(pool, "_processes", {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
     join_all(processes)
-    codes = [process.exitcode for process in processes]
-    for process in processes:
-        if process.exitcode is None:
+    codes = [_exit_code(process) for process in processes]
+    for process, code in zip(processes, codes, strict=True):
+        if code is None:
             process.kill()
             process.join(5.0)
     return [len(pids), *codes]
+
+
+def _exit_code(process: Any) -> int | str | None:
+    """The worker's exit code; ``"reaped"`` when the pool's own thread collected it first (our
+    poll then gets no status, though the process is gone); None only while it still runs."""
+    code = process.exitcode
+    if code is not None:
+        return int(code)
+    try:
+        os.kill(process.pid, 0)
+    except ProcessLookupError:
+        return "reaped"
+    return None
 
 
 def held_lock(which: str) -> Any:
