@@ -169,7 +169,8 @@ class Urllib3Transport:
                     # Unread or half-read body: close so the pool never reuses the socket.
                     response.close()
                 response.release_conn()
-        except Exception as exc:
+        except BaseException as exc:  # urllib3 logs through the application's handlers, which
+            # may raise anything on our thread; pykka would stop every actor for a BaseException
             return HttpOutcome(status=None, error=type(exc).__name__)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 from typing import Any
@@ -33,14 +34,20 @@ class GuardedActor(pykka.ThreadingActor):
         self.handler_errors = 0
 
     def on_receive(self, message: Any) -> Any:
-        """Dispatch to `handle`, swallowing (and counting) any `Exception` it raises."""
+        """Dispatch to `handle`, swallowing (and counting) whatever it raises.
+
+        `BaseException` included: a handler reaches the application's code (its logging
+        handlers, through ours and our dependencies' loggers), and pykka answers a
+        `BaseException` on an actor thread by stopping every actor in the process.
+        """
         try:
             return self.handle(message)
-        except Exception:
+        except BaseException:
             self.handler_errors += 1
-            logger.debug(
-                "%s: handler error on %r", type(self).__name__, type(message), exc_info=True
-            )
+            with contextlib.suppress(BaseException):  # the same handlers may raise again
+                logger.debug(
+                    "%s: handler error on %r", type(self).__name__, type(message), exc_info=True
+                )
             return None
 
     def handle(self, message: Any) -> Any:

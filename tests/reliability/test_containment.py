@@ -10,6 +10,8 @@ living beside the tree is untouched.
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -140,3 +142,61 @@ def test_an_auth_answer_whose_value_cannot_become_a_str_counts_as_a_failed_auth(
     wait_until(lambda: len(server.posts()) >= 1, what="an export")
     assert {r.path for r in server.posts()} == {"/telemetry-unauth"}
     assert application_actor.ask("ping", timeout=2.0) == ("pong", "ping")
+
+
+class RaisingOnOurThreads(logging.Handler):
+    """An application's logging handler that raises once, from the first record our actor
+    threads emit through it (urllib3 logs each request at DEBUG on the exporter's thread)."""
+
+    def __init__(self, kind: type[BaseException]) -> None:
+        super().__init__(logging.DEBUG)
+        self.kind = kind
+        self.raised = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ours = threading.current_thread().name.startswith(("ExporterActor", "FeatureFlagActor"))
+        if ours and not self.raised.is_set():
+            self.raised.set()
+            raise self.kind()
+
+
+@pytest.mark.parametrize("kind", RAISED, ids=lambda k: k.__name__)
+def test_a_logging_handler_raising_a_base_exception_on_our_threads_stops_nothing(
+    kind: type[BaseException], server: RecordingServer, application_actor: pykka.ActorRef[Any]
+) -> None:
+    handler = RaisingOnOurThreads(kind)
+    urllib3_logger = logging.getLogger("urllib3")
+    level = urllib3_logger.level
+    urllib3_logger.setLevel(logging.DEBUG)
+    urllib3_logger.addHandler(handler)
+    try:
+        connection = actors.connect(
+            server.url,
+            driver=DRIVER,
+            auth=lambda: {"Authorization": "Bearer t"},
+            settings=fast_settings(),
+        )
+        for i in range(3):
+            assert connection.tell(ev.ErrorOccurred(error_name="E", session_id=f"s{i}"))
+        assert handler.raised.wait(10.0)
+        wait_until(
+            lambda: (
+                actors.dump_state(2.0)["hosts"][connection.host]["accounting"]["exported"]
+                + sum(
+                    actors.dump_state(2.0)["hosts"][connection.host]["accounting"][
+                        "dropped"
+                    ].values()
+                )
+                == 3
+            ),
+            what="the three events to be settled",
+        )
+    finally:
+        urllib3_logger.removeHandler(handler)
+        urllib3_logger.setLevel(level)
+
+    assert application_actor.ask("ping", timeout=2.0) == ("pong", "ping")
+    host = actors.dump_state(2.0)["hosts"][connection.host]
+    assert host["accounting"]["balanced"] and host["accounting"]["told"] == 3
+    for name in ("supervisor", "feature_flags", "aggregator", "exporter"):  # none was stopped
+        assert isinstance(host[name], dict) and "error" not in host[name], (name, host[name])
