@@ -69,6 +69,14 @@ def closed_port() -> int:
 # --- accounts -----------------------------------------------------------------------------------
 
 
+def stored_by_session(endpoint: Any) -> dict[str | None, Counter[str]]:
+    """What a `LocalEndpoint` stored, per session id: {session_id: {kind: count}}."""
+    found: dict[str | None, Counter[str]] = {}
+    for row in endpoint.store.rows(limit=1000):
+        found.setdefault(row["session_id"], Counter())[row["kind"]] += 1
+    return found
+
+
 def host_report(host: str, timeout_s: float = 2.0) -> dict[str, Any]:
     """`dump_state()` of one host: its live actors (if any), finished generations, accounting."""
     hosts: dict[str, Any] = actors.dump_state(timeout_s)["hosts"]

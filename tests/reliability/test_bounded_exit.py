@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _support import stored_by_session
 
 from actors.tools.local_endpoint import LocalEndpoint
 
@@ -60,17 +61,9 @@ def assert_quiet_bounded_exit(run: ChildRun, case: str, returncode: int = 0) -> 
     assert_bounded(run, run.exit_s(), case)
 
 
-def logs_by_session(endpoint: LocalEndpoint) -> dict[str | None, Counter[str]]:
-    """What the endpoint stored, per session id: {session_id: {kind: count}}."""
-    found: dict[str | None, Counter[str]] = {}
-    for row in endpoint.store.rows(limit=1000):
-        found.setdefault(row["session_id"], Counter())[row["kind"]] += 1
-    return found
-
-
 def assert_stored_once(endpoint: LocalEndpoint, *sessions: str) -> None:
     """The endpoint holds exactly the three logs of each session, each accepted once."""
-    assert logs_by_session(endpoint) == {s: Counter(LOGS_PER_SESSION) for s in sessions}
+    assert stored_by_session(endpoint) == {s: Counter(LOGS_PER_SESSION) for s in sessions}
     assert endpoint.stats()["logs_accepted"] == endpoint.store.count() == 3 * len(sessions)
 
 

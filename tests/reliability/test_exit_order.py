@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _support import stored_by_session
 
 from actors.tools.local_endpoint import LocalEndpoint
 
@@ -51,13 +52,6 @@ def run_exit_order(
     return run
 
 
-def stored(endpoint: LocalEndpoint) -> dict[str | None, Counter[str]]:
-    found: dict[str | None, Counter[str]] = {}
-    for row in endpoint.store.rows(limit=1000):
-        found.setdefault(row["session_id"], Counter())[row["kind"]] += 1
-    return found
-
-
 def late_events_stored(found: dict[str | None, Counter[str]]) -> int:
     """Events of the late session the endpoint holds (connection 1, statement 3, close 1)."""
     late = found.get("late-session", Counter())
@@ -70,7 +64,9 @@ def test_an_open_instrumented_connection_has_its_close_log_delivered_at_exit(
 ) -> None:
     _, endpoint = run_exit_order(finalize_first=finalize_first, late="before_import")
 
-    sessions = {sid: kinds for sid, kinds in stored(endpoint).items() if sid != "late-session"}
+    sessions = {
+        sid: kinds for sid, kinds in stored_by_session(endpoint).items() if sid != "late-session"
+    }
     assert list(sessions.values()) == [Counter({"connection": 1, "statement": 1, "close": 1})]
 
 
@@ -81,7 +77,7 @@ def test_events_told_from_an_atexit_handler_run_after_ours_are_counted(
 
     late = result.report["late"]
     counted = late["dropped_without_registry"]
-    delivered = late_events_stored(stored(endpoint))
+    delivered = late_events_stored(stored_by_session(endpoint))
     print(f"handler registered before the import: {delivered} delivered, {counted} counted")
     assert (delivered, counted, late["accepted"]) == (0, LATE_EVENTS, 0)
 
@@ -92,7 +88,7 @@ def test_events_told_from_an_atexit_handler_registered_after_the_import_are_deli
     result, endpoint = run_exit_order(finalize_first=True, late="after_import")
 
     late = result.report["late"]
-    delivered = late_events_stored(stored(endpoint))
+    delivered = late_events_stored(stored_by_session(endpoint))
     accounting = late["accounting"] or {}
     counted = sum(accounting.get("dropped", {}).values()) + late["dropped_without_registry"]
     print(f"handler registered after the import: {delivered} delivered, {counted} counted")

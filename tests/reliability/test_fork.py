@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _support import stored_by_session
 
 from actors.tools.local_endpoint import LocalEndpoint
 
@@ -57,17 +58,12 @@ def run_fork(run_child: Callable[..., ChildRun], endpoint: LocalEndpoint, token:
     return run
 
 
-def stored_sessions(endpoint: LocalEndpoint) -> dict[str | None, Counter[str]]:
-    """What the endpoint stored, per session id: {session_id: {kind: count}}."""
-    found: dict[str | None, Counter[str]] = {}
-    for row in endpoint.store.rows(limit=1000):
-        found.setdefault(row["session_id"], Counter())[row["kind"]] += 1
-    return found
-
-
 def assert_both_sessions_stored_once(endpoint: LocalEndpoint) -> None:
     """Parent and child sessions, each log accepted exactly once (no re-sent inherited logs)."""
-    assert stored_sessions(endpoint) == {"parent-session": PARENT_LOGS, "child-session": CHILD_LOGS}
+    assert stored_by_session(endpoint) == {
+        "parent-session": PARENT_LOGS,
+        "child-session": CHILD_LOGS,
+    }
     expected = sum(PARENT_LOGS.values()) + sum(CHILD_LOGS.values())
     assert endpoint.stats()["logs_accepted"] == endpoint.store.count() == expected
 

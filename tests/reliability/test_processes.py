@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
+from _support import stored_by_session
 
 from actors.tools.local_endpoint import LocalEndpoint
 
@@ -57,15 +58,10 @@ def run_processes(
     return run
 
 
-def stored(endpoint: LocalEndpoint) -> dict[str | None, Counter[str]]:
-    found: dict[str | None, Counter[str]] = {}
-    for row in endpoint.store.rows(limit=1000):
-        found.setdefault(row["session_id"], Counter())[row["kind"]] += 1
-    return found
-
-
 def assert_every_child_session_stored_once(endpoint: LocalEndpoint, parent_logs: int = 0) -> None:
-    found = {sid: kinds for sid, kinds in stored(endpoint).items() if sid.startswith("child-")}
+    found = {
+        sid: kinds for sid, kinds in stored_by_session(endpoint).items() if sid.startswith("child-")
+    }
     assert found == {f"child-{i}": SESSION for i in range(CHILDREN)}
     assert endpoint.stats()["logs_accepted"] == endpoint.store.count() == 3 * CHILDREN + parent_logs
 
@@ -111,5 +107,7 @@ def test_fork_children_never_end_the_parents_open_instrumented_sessions(
 
     assert result.report["codes"] == [0] * CHILDREN
     assert_every_child_session_stored_once(endpoint, parent_logs=3)
-    (parent,) = [kinds for sid, kinds in stored(endpoint).items() if not sid.startswith("child-")]
+    (parent,) = [
+        kinds for sid, kinds in stored_by_session(endpoint).items() if not sid.startswith("child-")
+    ]
     assert parent == SESSION  # its close log once, told by the parent itself
