@@ -227,7 +227,7 @@ def _open(
     settings: TelemetrySettings,
     session: SessionLike | None,
 ) -> None:
-    if not settings.enabled and not settings.force_enable:
+    if not settings.active:
         return  # disabled in configuration: no actors, no HTTP
     try:
         context = ConnectionContext(

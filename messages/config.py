@@ -390,6 +390,12 @@ class TelemetrySettings:
             raise ValueError("telemetry.file_path is required when telemetry.sink is 'file'")
 
     @property
+    def active(self) -> bool:
+        """False when telemetry is off in configuration (`force_enable` wins over `enabled`;
+        the kill switch turns both off): then no actor starts and no request is made."""
+        return self.enabled or self.force_enable
+
+    @property
     def flush_interval_s(self) -> float:
         """Periodic flush interval in seconds."""
         return self.flush_interval_ms / 1000
@@ -403,11 +409,6 @@ class TelemetrySettings:
     def idle_linger_s(self) -> float:
         """How long an idle tree lingers, in seconds."""
         return self.idle_linger_ms / 1000
-
-    @property
-    def otlp_timeout_s(self) -> float:
-        """OTLP request timeout in seconds."""
-        return self.otlp_timeout_ms / 1000
 
     @property
     def connect_timeout_s(self) -> float:

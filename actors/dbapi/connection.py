@@ -114,7 +114,7 @@ def instrument(
         host, driver, auth, auth_type, properties, settings, http_path, connection_params
     )
     resolved = settings if settings is not None else TelemetrySettings.from_sources(properties)
-    if not resolved.enabled and not resolved.force_enable:
+    if not resolved.active:
         return _OffModule(connect, module, target)  # off in configuration: the driver's own
     hooked = driver_hooks(module, connect)
     if hooked is not None:
