@@ -133,8 +133,11 @@ def telemetry_threads() -> list[threading.Thread]:
 
 
 def only_registry_left() -> bool:
-    """True once every host tree's threads have ended (the registry may stay)."""
-    return all(t.name.startswith("RegistryActor-") for t in telemetry_threads())
+    """True once every host tree's threads have ended (the registry and its timer may stay)."""
+    return all(
+        t.name.startswith("RegistryActor-") or t.name == "telemetry-timer-registry"
+        for t in telemetry_threads()
+    )
 
 
 def wait_flags(expected: dict[str, bool], timeout_s: float) -> bool:
