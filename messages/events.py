@@ -25,6 +25,7 @@ __all__ = [
     "StatementClosed",
     "StatementCompleted",
     "StatementStarted",
+    "StatementSummary",
 ]
 
 
@@ -90,6 +91,40 @@ class StatementCompleted:
 
 
 @attrs.frozen(kw_only=True)
+class StatementSummary:
+    """One whole statement, folded by the driver itself; its log is emitted at once.
+
+    What `StatementStarted`, the statement's `OperationPolled`s and `ChunkDownloaded`s, an
+    `ErrorOccurred` held with it and `StatementCompleted` would tell, as one event: the PEP 249
+    wrapper tells this when a statement ends, and a driver may too. The completion fields have
+    `StatementCompleted`'s names and meaning; they are exported only when `completed` (a
+    statement ended by a terminal `error` is not). Chunk latencies are the first chunk's, the
+    slowest one's and their sum, over `chunks` chunks of `size_bytes` in all.
+    """
+
+    statement_id: str
+    session_id: str
+    statement_type: StatementType = StatementType.QUERY
+    operation_type: OperationType = OperationType.EXECUTE_STATEMENT
+    completed: bool = True
+    execution_result: ExecutionResultFormat = ExecutionResultFormat.FORMAT_UNSPECIFIED
+    retry_count: int = 0
+    result_ready_latency_ms: float | None = None
+    consumption_latency_ms: float | None = None
+    operation_latency_ms: float | None = None
+    total_chunks_present: int | None = None
+    polls: int = 0
+    poll_latency_ms: float = 0.0
+    chunks: int = 0
+    first_chunk_latency_ms: float = 0.0
+    slowest_chunk_latency_ms: float = 0.0
+    chunks_latency_ms: float = 0.0
+    size_bytes: int = 0
+    compressed: bool = False
+    error: ErrorOccurred | None = None
+
+
+@attrs.frozen(kw_only=True)
 class StatementCancelled:
     """A statement was cancelled; its aggregated log is emitted."""
 
@@ -130,6 +165,7 @@ Event = (
     | OperationPolled
     | ChunkDownloaded
     | StatementCompleted
+    | StatementSummary
     | StatementCancelled
     | StatementClosed
     | ErrorOccurred

@@ -69,6 +69,8 @@ class Folder:
             case ev.StatementCompleted():
                 self._join(context, event.statement_id, out).done = event
                 out.append(self._finish(event.statement_id))
+            case ev.StatementSummary():
+                out.append(self._summary(context, event))
             case ev.StatementCancelled() | ev.StatementClosed():
                 if event.statement_id in self.statements:
                     self._join(context, event.statement_id, out)
@@ -107,6 +109,26 @@ class Folder:
         st = self.statements.pop(statement_id)
         kind, log = st.driver_log(self._error_text)
         return Emitted(context=st.context, kind=kind, log=log, events=st.events, held=True)
+
+    def _summary(self, context: ConnectionContext, summary: ev.StatementSummary) -> Emitted:
+        """A statement the driver folded itself: its log, as its events would have made it."""
+        st = StatementAggregate(context, summary.statement_id)
+        st.session_id = summary.session_id
+        st.statement_type = summary.statement_type
+        st.operation_type = summary.operation_type
+        st.polls = summary.polls
+        st.poll_ms = summary.poll_latency_ms
+        if summary.chunks:
+            st.chunks = summary.chunks
+            st.first_chunk_ms = summary.first_chunk_latency_ms
+            st.slowest_chunk_ms = summary.slowest_chunk_latency_ms
+            st.chunk_sum_ms = summary.chunks_latency_ms
+            st.size_bytes = summary.size_bytes
+            st.compressed = summary.compressed
+        st.error = summary.error
+        st.done = summary if summary.completed else None
+        kind, log = st.driver_log(self._error_text)
+        return Emitted(context=context, kind=kind, log=log)
 
     def _error(
         self, context: ConnectionContext, error: ev.ErrorOccurred, out: list[Emitted]

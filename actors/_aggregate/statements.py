@@ -69,7 +69,7 @@ class StatementAggregate:
         self.size_bytes = 0
         self.compressed = False
         self.error: ev.ErrorOccurred | None = None
-        self.done: ev.StatementCompleted | None = None
+        self.done: ev.StatementCompleted | ev.StatementSummary | None = None
 
     def add_chunk(self, chunk: ev.ChunkDownloaded) -> None:
         """Fold one chunk into the chunk details."""

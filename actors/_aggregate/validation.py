@@ -86,8 +86,9 @@ def _rule(name: str, hint: Any, in_event: bool) -> _Rule:
 def _check_for(name: str, wanted: type[Any], in_event: bool) -> _Check:
     if name == "error_code":  # exported as it is: only the shape of a SQLSTATE or vendor code
         return lambda v: type(v) is not str or not is_error_code(v)
-    if attrs.has(wanted):
-        return lambda v: type(v) is not wanted or _first_bad(v, wanted, in_event=False) is not None
+    if attrs.has(wanted):  # a record, or an event held inside one (checked as an event)
+        nested = wanted in EVENT_CLASSES
+        return lambda v: type(v) is not wanted or _first_bad(v, wanted, in_event=nested) is not None
     if wanted is str:
         return _bad_id if in_event and name.endswith(("_id", "_name")) else _bad_str
     if wanted is float:

@@ -12,37 +12,36 @@ wrapped passing through, reads and writes alike. Either way events go to `actors
 `Connection`, which never blocks and never raises. No SQL text, parameter or row value is ever
 put in an event.
 
-Event order, per DB connection and per execute (session and statement ids: UUID-shaped, see
-`actors.dbapi._ids`):
+Events, per DB connection (session and statement ids: UUID-shaped, see `actors.dbapi._ids`).
+A statement is folded by its cursor while it runs and told once, as one ``StatementSummary``,
+when it ends: one event per statement, not a start, a chunk per fetch and a completion.
 
 - connect: ``ConnectionOpened`` (latency measured around the driver's own connect); a failed
   connect tells ``ErrorOccurred`` on a short-lived telemetry connection instead.
-- ``execute``/``executemany``/``executescript``/``callproc``/copies/catalog functions:
-  ``StatementStarted`` (type from the query's first keyword, also of ``bytes`` and composed
-  queries; catalog functions METADATA with a ``LIST_*`` operation type), then the driver call.
-  A statement without a result set (``description is None``, not a server-side cursor) is
-  complete at once: ``StatementCompleted``. One with a result set stays open while it is
-  fetched. A ``nextset()`` that moves on completes it and starts the next result set's own
-  statement, chunks from 0 (see `actors.dbapi._telling`).
-- fetches: ``ChunkDownloaded`` per ``fetchmany``/``fetchall`` call that returned rows; rows
-  taken one at a time (``fetchone``, iteration) are gathered into one chunk per
-  `ROWS_PER_CHUNK` rows, so per-row cost is two clock reads and a few additions.
-- ``StatementCompleted`` (``operation_latency_ms`` and ``result_ready_latency_ms``: the execute
-  call; ``consumption_latency_ms``: from then until the end) when the result is exhausted, or on
-  the next execute, cursor close, cursor ``with`` exit or connection close, whichever is first.
-  The aggregator emits a statement's log at ``StatementCompleted``, so telling it at the end of
-  consumption, not right after execute, is what lands the chunk facts in that one log.
-  ``StatementClosed`` is never told: for a statement already emitted the aggregator would make a
-  second, ``CLOSE_STATEMENT`` log of it.
-- a driver exception: ``ErrorOccurred`` (class name, message and SQLSTATE or vendor code per
-  `messages.errors`, the message masked downstream, retryable per `actors.classify_exception`),
-  then the original exception is re-raised unchanged.
-  A terminal error ends its statement's log at once; a retryable one is held by the aggregator,
-  so ``StatementCompleted`` follows it. ``commit``, ``rollback``, ``cursor()`` and ``close``
-  failures are told as session errors without a statement.
-- ``close`` (also a ``with`` that closes, as psycopg 3's): open statements complete, then
+- ``execute``/``executemany``/``executescript``/``callproc``/copies/catalog functions start a
+  statement (type from the query's first keyword, also of ``bytes`` and composed queries;
+  catalog functions METADATA with a ``LIST_*`` operation type), then the driver call. One
+  without a result set (``description is None``, not a server-side cursor) ends at once. One
+  with a result set stays open while it is fetched. A ``nextset()`` that moves on ends it and
+  starts the next result set's own statement, chunks from 0 (see `actors.dbapi._telling`).
+- fetches: each ``fetchmany``/``fetchall`` call that returned rows is a chunk; rows taken one
+  at a time (``fetchone``, iteration) are gathered into one chunk per `ROWS_PER_CHUNK` rows, so
+  per-row cost is two clock reads and a few additions.
+- the end, whichever comes first: the result exhausted (then ``total_chunks_present`` is
+  known), the next execute, cursor close, cursor ``with`` exit or garbage collection, the
+  connection's close or collection, or the exit hook. ``operation_latency_ms`` and
+  ``result_ready_latency_ms`` are the execute call; ``consumption_latency_ms`` from then to the
+  end. ``StatementClosed`` is never told: for a statement already emitted the aggregator would
+  make a second, ``CLOSE_STATEMENT`` log of it.
+- a driver exception: its ``ErrorOccurred`` (class name, message and SQLSTATE or vendor code per
+  `messages.errors`, the message masked downstream, retryable per `actors.classify_exception`)
+  goes into the statement's summary, then the original exception is re-raised unchanged. A
+  terminal error ends the statement uncompleted; after a retryable one it completes.
+  ``commit``, ``rollback``, ``cursor()`` and ``close`` failures are told as session errors
+  without a statement.
+- ``close`` (also a ``with`` that closes, as psycopg 3's): open statements are told, then
   ``ConnectionClosed`` and the telemetry connection is released (also when a never-closed
-  connection is garbage collected).
+  connection is garbage collected, and at exit).
 
 A driver that owns its code (pyodbc-style, with its own connection and cursor classes) should
 embed the library instead of being wrapped, because only it knows the server's statement ids,
@@ -68,7 +67,8 @@ result chunks and status polls::
             self._telemetry.close()
 
     # and in the cursor: tell StatementStarted with the server's statement id, OperationPolled
-    # per status poll, ChunkDownloaded per downloaded chunk, StatementCompleted at the end.
+    # per status poll, ChunkDownloaded per downloaded chunk, StatementCompleted at the end (or
+    # fold them and tell one StatementSummary when the statement ends, as this wrapper does).
 """
 
 from __future__ import annotations

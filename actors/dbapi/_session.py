@@ -4,7 +4,7 @@ A `Session` holds the telemetry `Connection` (or None), the session id and the c
 hold an open statement. It ends exactly once: at the driver connection's close (however the
 connection's own code reaches it), or when the object it watches is garbage collected.
 Thread contract: `end()` may race with a cursor made on another thread; that cursor's statement
-is then left to the aggregator, never raised about.
+is then told when the cursor ends it (or not at all), never raised about.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import weakref
 from typing import Any, Protocol
 
 from actors._runtime.operations import end_before_exit
-from actors.dbapi.support import _error, _open_telemetry, _release, _Target, logger
+from actors.dbapi.support import _error, _open_telemetry, _Target, logger
 from messages.events import ConnectionClosed, ConnectionOpened
 
 
@@ -52,7 +52,9 @@ class Session:
                     latency_ms=latency_ms,
                 )
             )
-            session.finalizer = weakref.finalize(owner, _release, handle, session_id)
+            session.finalizer = weakref.finalize(
+                owner, _release, handle, session_id, session.cursors
+            )
             end_before_exit(session)
         except Exception:
             logger.debug("telemetry: session not opened", exc_info=True)
@@ -94,16 +96,29 @@ class Session:
         if finalizer is None or not finalizer.detach():
             return  # telemetry off, or already ended
         try:
-            cursors = list(self.cursors)
-        except Exception:  # a cursor made on another thread meanwhile: leave them to the aggregator
-            cursors = []
-        try:
-            for cursor in cursors:
-                cursor._tm_finish(exhausted=False)
-            self.handle.tell(ConnectionClosed(session_id=self.session_id, latency_ms=latency_ms))
-            self.handle.close()
+            _release(self.handle, self.session_id, self.cursors, latency_ms)
         except Exception:
             logger.debug("telemetry: session end not told", exc_info=True)
+
+
+def _release(
+    handle: Any,
+    session_id: str,
+    cursors: weakref.WeakSet[Any],
+    latency_ms: float | None = None,
+) -> None:
+    """End a session's telemetry: its cursors' open statements, then ``ConnectionClosed``.
+
+    For `close()`, for a connection collected without one, and at exit (the finalizer).
+    """
+    try:
+        open_cursors: list[Finishing] = list(cursors)
+    except Exception:  # a cursor made on another thread meanwhile: its statement is not told
+        open_cursors = []
+    for cursor in open_cursors:
+        cursor._tm_finish(exhausted=False)
+    handle.tell(ConnectionClosed(session_id=session_id, latency_ms=latency_ms))
+    handle.close()
 
 
 def report_failed_connect(target: _Target, session_id: str, exc: Exception) -> None:

@@ -11,6 +11,10 @@ stays open while fetched. A ``nextset()`` that moves to another result set compl
 log and starts a new one for that result set, whose chunks count from 0 again: each result set is
 its own statement log with its own chunk sequence (`actors.dbapi._results`, with streams and
 copy blocks).
+
+The cursor folds a statement itself while it runs (its chunks, its error) and tells it once, as
+one `StatementSummary`, when it ends: one event per statement on the driver's thread, and one
+item for the aggregator, instead of a start, a chunk per fetch and a completion.
 """
 
 from __future__ import annotations
@@ -22,29 +26,90 @@ from actors.dbapi._ids import new_id
 from actors.dbapi._session import Session
 from actors.dbapi.support import _error, _perf, _row_bytes, logger, statement_type_of
 from messages.enums import OperationType, StatementType
-from messages.events import ChunkDownloaded, StatementCompleted, StatementStarted
+from messages.events import ErrorOccurred, StatementSummary
 
 ROWS_PER_CHUNK = 1000
-"""Rows taken one at a time (``fetchone``, iteration) that make one `ChunkDownloaded`."""
+"""Rows taken one at a time (``fetchone``, iteration) that make one chunk of a statement."""
 
 EXECUTE = OperationType.EXECUTE_STATEMENT
 Kind = tuple[StatementType, OperationType]
 
 
 class _Statement:
-    """One statement's telemetry state (cursor-confined, mutable)."""
+    """One statement's telemetry state, folded as it runs (cursor-confined, mutable)."""
 
-    __slots__ = ("chunks", "exec_ms", "has_result", "ready_at", "row_bytes", "row_s", "rows", "sid")
+    __slots__ = (
+        "chunk_first_ms",
+        "chunk_max_ms",
+        "chunk_sum_ms",
+        "chunks",
+        "exec_ms",
+        "has_result",
+        "kind",
+        "ready_at",
+        "row_bytes",
+        "row_s",
+        "rows",
+        "sid",
+        "size_bytes",
+    )
 
-    def __init__(self, sid: str) -> None:
+    def __init__(self, sid: str, kind: Kind) -> None:
         self.sid = sid
+        self.kind = kind
         self.exec_ms = 0.0
         self.ready_at = 0.0
         self.has_result = False
         self.chunks = 0
+        self.chunk_first_ms = 0.0
+        self.chunk_max_ms = 0.0
+        self.chunk_sum_ms = 0.0
+        self.size_bytes = 0
         self.rows = 0  # rows taken one at a time since the last chunk
         self.row_s = 0.0
         self.row_bytes = 0  # the size of the first of those rows
+
+    def add_chunk(self, seconds: float, size_bytes: int) -> None:
+        """Fold one chunk (a fetch that returned rows, or `ROWS_PER_CHUNK` single rows)."""
+        latency_ms = seconds * 1000.0
+        if not self.chunks:
+            self.chunk_first_ms = latency_ms
+        if latency_ms > self.chunk_max_ms:
+            self.chunk_max_ms = latency_ms
+        self.chunk_sum_ms += latency_ms
+        self.size_bytes += size_bytes
+        self.chunks += 1
+
+    def flush_rows(self) -> None:
+        """The single rows taken since the last chunk, as one chunk."""
+        self.add_chunk(self.row_s, self.row_bytes * self.rows)
+        self.rows = 0
+        self.row_s = 0.0
+
+    def summary(
+        self, session_id: str, *, exhausted: bool, error: ErrorOccurred | None
+    ) -> StatementSummary:
+        """The statement as one event; a terminal `error` ends it without completing."""
+        if self.rows:
+            self.flush_rows()
+        consumed_ms = (_perf() - self.ready_at) * 1000.0 if self.has_result else None
+        return StatementSummary(
+            statement_id=self.sid,
+            session_id=session_id,
+            statement_type=self.kind[0],
+            operation_type=self.kind[1],
+            completed=error is None or bool(error.retryable),
+            result_ready_latency_ms=self.exec_ms,
+            operation_latency_ms=self.exec_ms,
+            consumption_latency_ms=consumed_ms,
+            total_chunks_present=self.chunks if exhausted else None,
+            chunks=self.chunks,
+            first_chunk_latency_ms=self.chunk_first_ms,
+            slowest_chunk_latency_ms=self.chunk_max_ms,
+            chunks_latency_ms=self.chunk_sum_ms,
+            size_bytes=self.size_bytes,
+            error=error,
+        )
 
 
 class Telling:
@@ -107,17 +172,9 @@ class Telling:
             handle = None if session is None else session.handle
             if handle is None or not handle.enabled or session is None:
                 return None
-            st = _Statement(new_id())
+            st = _Statement(new_id(), kind)
             self._tm_sid = st.sid
             self._tm_kind = kind
-            handle.tell(
-                StatementStarted(
-                    statement_id=st.sid,
-                    session_id=session.session_id,
-                    statement_type=kind[0],
-                    operation_type=kind[1],
-                )
-            )
             return st
         except Exception:
             logger.debug("telemetry: statement not started", exc_info=True)
@@ -208,39 +265,17 @@ class Telling:
         st.rows += 1
         st.row_s += seconds
         if st.rows >= ROWS_PER_CHUNK:
-            self._tm_flush_rows(st)
+            st.flush_rows()
 
     def _tm_many_rows(self, st: _Statement, rows: Any, seconds: float) -> None:
         if st.rows:
-            self._tm_flush_rows(st)  # keep chunks in the order the rows were fetched
+            st.flush_rows()  # keep chunks in the order the rows were fetched
         try:
             count = len(rows)
             if count:
-                self._tm_chunk(st, seconds, _row_bytes(rows[0]) * count)
-        except Exception:
-            logger.debug("telemetry: chunk not told", exc_info=True)
-
-    def _tm_flush_rows(self, st: _Statement) -> None:
-        self._tm_chunk(st, st.row_s, st.row_bytes * st.rows)
-        st.rows = 0
-        st.row_s = 0.0
-
-    def _tm_chunk(self, st: _Statement, seconds: float, size_bytes: int) -> None:
-        session = self._tm_session
-        if session is None:
-            return
-        try:
-            session.handle.tell(
-                ChunkDownloaded(
-                    statement_id=st.sid,
-                    chunk_index=st.chunks,
-                    latency_ms=seconds * 1000.0,
-                    size_bytes=size_bytes,
-                )
-            )
+                st.add_chunk(seconds, _row_bytes(rows[0]) * count)
         except Exception:  # never into the driver's fetch
-            logger.debug("telemetry: chunk not told", exc_info=True)
-        st.chunks += 1
+            logger.debug("telemetry: chunk not folded", exc_info=True)
 
     # --- ending -----------------------------------------------------------------------------
 
@@ -256,28 +291,12 @@ class Telling:
         self._tm_end(st, exhausted=False, exc=exc)
 
     def _tm_end(self, st: _Statement, *, exhausted: bool, exc: Exception | None) -> None:
-        """Tell a statement's last events; never raises (may run while `exc` propagates)."""
+        """Tell the statement, once; never raises (may run while `exc` propagates)."""
         session = self._tm_session
         try:
             if session is None:
                 return
-            tell = session.handle.tell
-            if st.rows:
-                self._tm_flush_rows(st)
-            if exc is not None:
-                error = _error(exc, session.session_id, st.sid)
-                tell(error)
-                if not error.retryable:
-                    return  # a terminal error ends the statement's log by itself
-            consumed_ms = (_perf() - st.ready_at) * 1000.0 if st.has_result else None
-            tell(
-                StatementCompleted(
-                    statement_id=st.sid,
-                    result_ready_latency_ms=st.exec_ms,
-                    operation_latency_ms=st.exec_ms,
-                    consumption_latency_ms=consumed_ms,
-                    total_chunks_present=st.chunks if exhausted else None,
-                )
-            )
+            error = None if exc is None else _error(exc, session.session_id, st.sid)
+            session.handle.tell(st.summary(session.session_id, exhausted=exhausted, error=error))
         except Exception:
-            logger.debug("telemetry: statement end not told", exc_info=True)
+            logger.debug("telemetry: statement not told", exc_info=True)

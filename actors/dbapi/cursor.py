@@ -193,7 +193,7 @@ class InstrumentedCursor(ResultSets, Passthrough):
             st.row_bytes = _row_bytes(row)
         st.rows += 1
         if st.rows >= ROWS_PER_CHUNK:
-            self._tm_flush_rows(st)
+            st.flush_rows()
         return row
 
     def fetchone(self) -> Any:

@@ -18,7 +18,7 @@ from messages.commands import AuthProvider
 from messages.config import TelemetrySettings
 from messages.enums import StatementType
 from messages.errors import error_code, error_message
-from messages.events import ConnectionClosed, ErrorOccurred
+from messages.events import ErrorOccurred
 from messages.records import DriverConnectionParams
 from messages.sysconfig import DriverInfo
 
@@ -259,12 +259,6 @@ def _error(exc: Exception, session_id: str, statement_id: str | None = None) -> 
         session_id=session_id,
         retryable=classify_exception(exc) is ErrorKind.RETRYABLE,
     )
-
-
-def _release(handle: Any, session_id: str) -> None:
-    """End a session's telemetry: for `close()`, or a connection collected without one."""
-    handle.tell(ConnectionClosed(session_id=session_id))
-    handle.close()
 
 
 def _type_name(kind: type) -> str:

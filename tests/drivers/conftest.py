@@ -21,12 +21,7 @@ from servers import PostgresInfo, require_module, sqlite_odbc_connection_string
 
 import actors.dbapi._session as dbapi_session
 from actors.dbapi import instrument, instrument_connection
-from messages.events import (
-    ChunkDownloaded,
-    ErrorOccurred,
-    StatementCompleted,
-    StatementStarted,
-)
+from messages.events import StatementSummary
 
 DRIVERS = ("sqlite3", "pyodbc", "psycopg", "psycopg2")
 DISTRIBUTIONS = {
@@ -226,24 +221,20 @@ BIG = 2500
 
 
 def statements(recording: Recording) -> list[dict[str, Any]]:
-    """Each statement told, in order: its kinds, chunk indices and how it ended."""
-    found: dict[str, dict[str, Any]] = {}
-    for event in recording.events:
-        match event:
-            case StatementStarted(statement_id=sid):
-                found[sid] = {
-                    "type": event.statement_type,
-                    "op": event.operation_type,
-                    "chunks": [],
-                    "end": None,
-                }
-            case ChunkDownloaded(statement_id=sid):
-                found[sid]["chunks"].append(event.chunk_index)
-            case StatementCompleted(statement_id=sid):
-                found[sid]["end"] = ("completed", event.total_chunks_present)
-            case ErrorOccurred(statement_id=sid) if sid in found:
-                found[sid]["end"] = ("error", event.error_name)
-    return list(found.values())
+    """Each statement told, in the order they ended: its kinds, chunks and how it ended."""
+    return [
+        {
+            "type": event.statement_type,
+            "op": event.operation_type,
+            "chunks": event.chunks,
+            "end": (
+                ("completed", event.total_chunks_present)
+                if event.completed
+                else ("error", event.error.error_name if event.error else None)
+            ),
+        }
+        for event in recording.of(StatementSummary)
+    ]
 
 
 def last_recording(pair: Pair) -> Recording:

@@ -18,8 +18,7 @@ from messages.enums import StatementType
 from messages.events import (
     ConnectionClosed,
     ConnectionOpened,
-    StatementCompleted,
-    StatementStarted,
+    StatementSummary,
 )
 
 from .checks import people
@@ -127,9 +126,9 @@ def test_psycopg2_factory_classes_keep_their_own_behaviour_and_are_told_once(
         conn.close()
     told = [(s["type"], s["chunks"], s["end"]) for s in statements(pair.recordings[0])]
     assert told == [
-        (StatementType.QUERY, [0], ("completed", 1)),
-        (StatementType.QUERY, [0], ("completed", 1)),
-        (StatementType.QUERY, [0], ("completed", 1)),
+        (StatementType.QUERY, 1, ("completed", 1)),
+        (StatementType.QUERY, 1, ("completed", 1)),
+        (StatementType.QUERY, 1, ("completed", 1)),
     ]
 
 
@@ -155,9 +154,9 @@ def test_a_connection_shortcut_is_the_drivers_own_and_told_as_one_statement(
         conn.close()
     told = statements(recording)[before:]
     assert [(s["type"], s["chunks"], s["end"]) for s in told] == [
-        (StatementType.QUERY, [0], ("completed", 1)),
-        (StatementType.UPDATE, [], ("completed", 0)),
-        (StatementType.QUERY, [0], ("completed", None)),
+        (StatementType.QUERY, 1, ("completed", 1)),
+        (StatementType.UPDATE, 0, ("completed", 0)),
+        (StatementType.QUERY, 1, ("completed", None)),
     ]
 
 
@@ -198,8 +197,7 @@ def test_a_shortcut_that_returns_the_connection_returns_the_instrumented_one(
     (recording,) = recordings
     assert [type(e) for e in recording.events] == [
         ConnectionOpened,
-        StatementStarted,
-        StatementCompleted,
+        StatementSummary,
         ConnectionClosed,  # its `with` closed it, and it says so with ``open``
     ]
 

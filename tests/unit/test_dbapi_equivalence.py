@@ -35,12 +35,10 @@ from actors.tools.local_endpoint import LocalEndpoint
 from messages.config import TelemetrySettings
 from messages.enums import StatementType
 from messages.events import (
-    ChunkDownloaded,
     ConnectionClosed,
     ConnectionOpened,
     ErrorOccurred,
-    StatementCompleted,
-    StatementStarted,
+    StatementSummary,
 )
 from messages.sysconfig import DriverInfo
 
@@ -595,23 +593,24 @@ def test_close_tells_connection_closed_and_releases_the_telemetry_connection(
     assert recorder.closed
 
 
-def test_a_statement_without_a_result_set_completes_right_after_execute(
+def test_a_statement_without_a_result_set_is_told_right_after_execute(
     recorded: tuple[Any, Recorder],
 ) -> None:
     conn, recorder = recorded
     cur = conn.execute("UPDATE people SET age = 1")
-    started, completed = recorder.events
-    assert isinstance(started, StatementStarted)
-    assert started.statement_type is StatementType.UPDATE
-    assert started.session_id == conn.telemetry_session_id
-    assert isinstance(completed, StatementCompleted)
-    assert completed.statement_id == started.statement_id == cur.telemetry_statement_id
-    assert completed.operation_latency_ms == completed.result_ready_latency_ms
-    assert completed.consumption_latency_ms is None
+    (told,) = recorder.events
+    assert isinstance(told, StatementSummary)
+    assert told.statement_type is StatementType.UPDATE
+    assert told.session_id == conn.telemetry_session_id
+    assert told.statement_id == cur.telemetry_statement_id
+    assert told.completed and told.error is None
+    assert told.operation_latency_ms == told.result_ready_latency_ms
+    assert told.consumption_latency_ms is None
+    assert (told.chunks, told.total_chunks_present) == (0, 0)
     conn.close()
 
 
-def test_fetches_become_chunks_and_the_statement_completes_when_exhausted(
+def test_fetches_are_folded_into_chunks_and_the_statement_is_told_when_exhausted(
     recorded: tuple[Any, Recorder],
 ) -> None:
     conn, recorder = recorded
@@ -619,54 +618,48 @@ def test_fetches_become_chunks_and_the_statement_completes_when_exhausted(
     cur.fetchone()
     cur.fetchone()
     cur.fetchmany(3)
+    assert recorder.events == []  # still open: nothing told while it is fetched
     cur.fetchall()
-    assert recorder.kinds() == [
-        "StatementStarted",
-        "ChunkDownloaded",
-        "ChunkDownloaded",
-        "ChunkDownloaded",
-        "StatementCompleted",
-    ]
-    chunks = recorder.events[1:4]
-    assert [c.chunk_index for c in chunks] == [0, 1, 2]
-    # id is 8 bytes, "person-N" 8 characters: 16 bytes a row.
-    assert [c.size_bytes for c in chunks] == [2 * 16, 3 * 16, 5 * 16]
-    completed = recorder.events[-1]
-    assert completed.total_chunks_present == 3
-    assert completed.consumption_latency_ms is not None
+    (told,) = recorder.events
+    assert isinstance(told, StatementSummary)
+    assert (told.chunks, told.total_chunks_present) == (3, 3)
+    # id is 8 bytes, "person-N" 8 characters: 16 bytes a row; chunks of 2, 3 and 5 rows.
+    assert told.size_bytes == 10 * 16
+    assert 0 <= told.first_chunk_latency_ms <= told.slowest_chunk_latency_ms
+    assert told.slowest_chunk_latency_ms <= told.chunks_latency_ms
+    assert told.consumption_latency_ms is not None
     cur.fetchall()  # after the end: nothing more to tell
-    assert len(recorder.events) == 5
+    assert len(recorder.events) == 1
     conn.close()
 
 
-def test_fetchmany_returning_fewer_rows_than_asked_completes_the_statement(
+def test_fetchmany_returning_fewer_rows_than_asked_ends_the_statement(
     recorded: tuple[Any, Recorder],
 ) -> None:
     conn, recorder = recorded
     cur = conn.execute("SELECT id FROM people")
     assert len(cur.fetchmany(8)) == 8
-    assert recorder.kinds()[-1] == "ChunkDownloaded"
+    assert recorder.events == []
     assert len(cur.fetchmany(8)) == 2
-    assert recorder.kinds()[-2:] == ["ChunkDownloaded", "StatementCompleted"]
+    (told,) = recorder.events
+    assert (told.chunks, told.total_chunks_present, told.size_bytes) == (2, 2, 10 * 8)
     conn.close()
 
 
-def test_iteration_tells_one_chunk_per_rows_per_chunk_rows(recorders: list[Recorder]) -> None:
+def test_iteration_folds_one_chunk_per_rows_per_chunk_rows(recorders: list[Recorder]) -> None:
     conn = instrument(sqlite3, host="example.com").connect(":memory:")
     recorder = recorders[0]
     total = 2 * ROWS_PER_CHUNK + 7
     numbers = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
     rows = list(conn.execute(numbers + "SELECT i FROM n", (total,)))
     assert len(rows) == total
-    chunks = [e for e in recorder.events if isinstance(e, ChunkDownloaded)]
-    assert [c.chunk_index for c in chunks] == [0, 1, 2]
-    assert [c.size_bytes for c in chunks] == [8 * ROWS_PER_CHUNK, 8 * ROWS_PER_CHUNK, 8 * 7]
-    assert isinstance(recorder.events[-1], StatementCompleted)
-    assert recorder.events[-1].total_chunks_present == 3
+    told = recorder.events[-1]
+    assert isinstance(told, StatementSummary)
+    assert (told.chunks, told.total_chunks_present, told.size_bytes) == (3, 3, 8 * total)
     conn.close()
 
 
-def test_the_next_execute_completes_the_previous_statement_unexhausted(
+def test_the_next_execute_ends_the_previous_statement_unexhausted(
     recorded: tuple[Any, Recorder],
 ) -> None:
     conn, recorder = recorded
@@ -675,75 +668,85 @@ def test_the_next_execute_completes_the_previous_statement_unexhausted(
     first = cur.telemetry_statement_id
     cur.fetchone()
     cur.execute("SELECT name FROM people")
-    assert recorder.kinds() == [
-        "StatementStarted",
-        "ChunkDownloaded",
-        "StatementCompleted",
-        "StatementStarted",
-    ]
-    completed = recorder.events[2]
-    assert completed.statement_id == first
-    assert completed.total_chunks_present is None
+    (previous,) = recorder.events
+    assert previous.statement_id == first
+    assert previous.completed and (previous.chunks, previous.total_chunks_present) == (1, None)
     assert cur.telemetry_statement_id != first
     cur.close()
-    assert recorder.kinds()[-1] == "StatementCompleted"
+    assert [e.statement_id for e in recorder.events] == [first, cur.telemetry_statement_id]
     conn.close()
 
 
-def test_closing_the_connection_completes_open_statements_before_connection_closed(
+def test_closing_the_connection_tells_open_statements_before_connection_closed(
     recorded: tuple[Any, Recorder],
 ) -> None:
     conn, recorder = recorded
     cur = conn.execute("SELECT id FROM people")
     cur.fetchone()
     conn.close()
-    assert recorder.kinds() == [
-        "StatementStarted",
-        "ChunkDownloaded",
-        "StatementCompleted",
-        "ConnectionClosed",
-    ]
+    assert recorder.kinds() == ["StatementSummary", "ConnectionClosed"]
+    assert recorder.events[0].statement_id == cur.telemetry_statement_id
 
 
-def test_a_cursor_dropped_mid_result_completes_its_statement(
+def test_an_open_statement_is_told_when_its_connection_is_collected_or_at_exit(
+    recorders: list[Recorder],
+) -> None:
+    """Without a close: the connection's finalizer (collection, or the exit hook) tells the
+    statements its cursors still hold open, then the close."""
+    conn = people(instrument(sqlite3, host="example.com"))
+    recorder = recorders[0]
+    recorder.events.clear()
+    cur = conn.execute("SELECT id FROM people")
+    cur.fetchone()
+    sid = cur.telemetry_statement_id
+    conn._session.end_at_exit()
+    assert recorder.kinds() == ["StatementSummary", "ConnectionClosed"]
+    assert recorder.events[0].statement_id == sid
+    assert recorder.closed
+
+
+def test_a_cursor_dropped_mid_result_tells_its_statement(
     recorded: tuple[Any, Recorder],
 ) -> None:
     conn, recorder = recorded
     assert conn.execute("SELECT id FROM people").fetchone() == (1,)
-    assert recorder.kinds() == ["StatementStarted", "ChunkDownloaded", "StatementCompleted"]
+    (told,) = recorder.events
+    assert (told.chunks, told.total_chunks_present, told.completed) == (1, None, True)
     conn.close()
 
 
-def test_a_terminal_error_is_told_once_with_its_statement_and_nothing_after(
+def test_a_terminal_error_ends_its_statement_uncompleted(
     recorded: tuple[Any, Recorder],
 ) -> None:
     conn, recorder = recorded
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO people (name) VALUES ('person-0')")
-    started, error = recorder.events
+    (told,) = recorder.events
+    error = told.error
     assert isinstance(error, ErrorOccurred)
     assert error.error_name == "IntegrityError"
     assert error.message == "UNIQUE constraint failed: people.name"
-    assert error.statement_id == started.statement_id
-    assert error.session_id == conn.telemetry_session_id
+    assert error.statement_id == told.statement_id
+    assert error.session_id == told.session_id == conn.telemetry_session_id
     assert error.retryable is False
+    assert not told.completed
     conn.close()
 
 
-def test_a_retryable_error_is_followed_by_its_statements_completion(
+def test_a_retryable_error_is_held_with_its_completed_statement(
     recorders: list[Recorder],
 ) -> None:
     db = instrument(fake_driver(ConnectionResetError("reset by peer")), host="example.com")
     conn = db.connect()
     with pytest.raises(ConnectionResetError):
         conn.cursor().execute("SELECT 1")
-    kinds = recorders[0].kinds()
-    assert kinds == ["ConnectionOpened", "StatementStarted", "ErrorOccurred", "StatementCompleted"]
-    assert recorders[0].events[2].retryable is True
+    assert recorders[0].kinds() == ["ConnectionOpened", "StatementSummary"]
+    told = recorders[0].events[1]
+    assert told.completed and told.error is not None and told.error.retryable is True
     conn.close()
 
 
-def test_an_error_while_fetching_ends_the_statement_with_its_chunks_first(
+def test_an_error_while_fetching_ends_the_statement_with_its_chunks(
     recorded: tuple[Any, Recorder],
 ) -> None:
     conn, recorder = recorded
@@ -757,8 +760,9 @@ def test_an_error_while_fetching_ends_the_statement_with_its_chunks_first(
     cur = conn.execute("SELECT fragile(id) FROM people ORDER BY id")
     with pytest.raises(sqlite3.OperationalError):
         list(cur)
-    assert recorder.kinds() == ["StatementStarted", "ChunkDownloaded", "ErrorOccurred"]
-    assert recorder.events[2].error_name == "OperationalError"
+    (told,) = recorder.events
+    assert told.error is not None and told.error.error_name == "OperationalError"
+    assert (told.chunks, told.completed) == (1, False)
     conn.close()
 
 
