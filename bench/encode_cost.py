@@ -1,5 +1,6 @@
-"""Encoding one frontend log to JSON: the cattrs converter (`messages.wire`) beside the generated
-encoder (`messages.encode`), on the same statement logs, interleaved, one thread, no actors.
+"""Encoding one frontend log to JSON: the cattrs converter and `json` (the wire's definition)
+beside the generated encoder (`messages.encode`, what the wire uses), on the same statement
+logs, interleaved, one thread, no actors.
 
 The logs are what the aggregator builds for a statement of five events (as in `statement_cpu`'s
 component rows). Before timing, every log is encoded both ways and the strings compared: a
@@ -19,16 +20,19 @@ def run(quick: bool, **_: Any) -> dict[str, Any]:
     """µs per log for both encoders, per repeat."""
     from messages import encode, wire
 
+    def converter_encode(log: Any) -> str:
+        return wire._dumps(wire.converter.unstructure(log))
+
     repeats = 5 if quick else 9
     logs = statement_logs(statement_context(), ids(2000))
-    mismatches = sum(wire.encode_frontend_log(g) != encode.encode_frontend_log(g) for g in logs)
+    mismatches = sum(converter_encode(g) != encode.encode_frontend_log(g) for g in logs)
     if mismatches:
         raise RuntimeError(f"{mismatches} logs encode differently: not measured")
     runs = []
     for _ in range(repeats):
         result = {}
         for name, fn in (
-            ("converter_us", wire.encode_frontend_log),
+            ("converter_us", converter_encode),
             ("generated_us", encode.encode_frontend_log),
         ):
             with quiet_gc():

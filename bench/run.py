@@ -117,21 +117,7 @@ def _run_section(name: str, quick: bool, context: dict[str, Any]) -> dict[str, A
         return result
 
 
-def _use_generated_encoder() -> None:
-    """What-if of hooking `messages.encode` into the wire: the exporter's encoder, replaced here.
-
-    Only for measuring the lever before it is merged; the output is byte-identical (see
-    tests/unit/test_encode.py), so the endpoint sees the same bodies.
-    """
-    import actors.exporter
-    from messages import encode
-
-    actors.exporter.encode_frontend_log = encode.encode_frontend_log  # type: ignore[assignment]
-
-
 def _child(name: str, quick: bool, out: str, context: dict[str, Any]) -> None:
-    if context.get("encoder") == "generated":
-        _use_generated_encoder()
     module = importlib.import_module(SECTIONS[name])
     result = module.run(quick=quick, context=context)
     Path(out).write_text(json.dumps(result, default=str))
@@ -144,12 +130,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(HERE / "results.json"), help="JSON output file")
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}"
-    )
-    parser.add_argument(
-        "--encoder",
-        choices=("converter", "generated"),
-        default="converter",
-        help="generated: the exporter encodes with messages.encode (what-if of the hook)",
     )
     parser.add_argument("--section", help=argparse.SUPPRESS)
     parser.add_argument("--section-out", help=argparse.SUPPRESS)
@@ -166,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     load_start = _load()
     results: dict[str, Any] = {}
-    context: dict[str, Any] = {"encoder": args.encoder}
+    context: dict[str, Any] = {}
     for name in SECTIONS:
         if name not in wanted:
             continue
@@ -193,7 +173,6 @@ def main(argv: list[str] | None = None) -> int:
         headline = ""
     meta = {
         "mode": "quick" if args.quick else "full",
-        "encoder": args.encoder,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "elapsed_s": round(time.monotonic() - started, 1),
         "python": platform.python_version(),
@@ -209,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if rows:
         print(table)
     print(
-        f"\n{meta['mode']} run, {meta['elapsed_s']} s, encoder {meta['encoder']}, "
+        f"\n{meta['mode']} run, {meta['elapsed_s']} s, "
         f"Python {meta['python']}, "
         f"{meta['cpus']} CPUs, load average {meta['load_avg_start']} at the start, "
         f"{meta['load_avg_end']} at the end; JSON: {args.out}"
