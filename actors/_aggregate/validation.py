@@ -3,6 +3,11 @@
 An event is checked field by field against its class's annotations (`None` only where the type
 allows it); a field holding a record is checked the same way, recursively. The reason for a bad
 event is the name of its first bad field (``type`` for something that is not an event at all).
+
+The rules (`rules()`: per field its check, made from the annotation) are the definition. What
+runs per event is one function per class compiled from them, with the common checks written
+inline (an event of twenty fields is checked in about a microsecond instead of twenty calls);
+a test compares the two on fuzzed events.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import attrs
 from messages import events as ev
 from messages.errors import is_error_code
 
-__all__ = ["EVENT_CLASSES", "invalid_reason"]
+__all__ = ["EVENT_CLASSES", "first_bad", "invalid_reason", "rules"]
 
 EVENT_CLASSES: frozenset[type[Any]] = frozenset(typing.get_args(ev.Event))
 
@@ -64,7 +69,7 @@ _Rule = tuple[str, _Check, bool]  # field name, its check, whether None is allow
 _RULES: dict[tuple[type[Any], bool], tuple[_Rule, ...]] = {}
 
 
-def _rules(cls: type[Any], in_event: bool) -> tuple[_Rule, ...]:
+def rules(cls: type[Any], in_event: bool) -> tuple[_Rule, ...]:
     """The checks of an attrs class's fields, made once per class from its annotations."""
     found = _RULES.get((cls, in_event))
     if found is None:
@@ -88,7 +93,7 @@ def _check_for(name: str, wanted: type[Any], in_event: bool) -> _Check:
         return lambda v: type(v) is not str or not is_error_code(v)
     if attrs.has(wanted):  # a record, or an event held inside one (checked as an event)
         nested = wanted in EVENT_CLASSES
-        return lambda v: type(v) is not wanted or _first_bad(v, wanted, in_event=nested) is not None
+        return lambda v: type(v) is not wanted or _checker(wanted, nested)(v) is not None
     if wanted is str:
         return _bad_id if in_event and name.endswith(("_id", "_name")) else _bad_str
     if wanted is float:
@@ -103,8 +108,9 @@ def _check_for(name: str, wanted: type[Any], in_event: bool) -> _Check:
     return lambda v: True  # a field type this check does not know: refuse rather than guess
 
 
-def _first_bad(value: object, cls: type[Any], *, in_event: bool) -> str | None:
-    for name, bad, optional in _rules(cls, in_event):
+def first_bad(value: object, cls: type[Any], *, in_event: bool) -> str | None:
+    """The name of `value`'s first bad field, by the rules one by one (the definition)."""
+    for name, bad, optional in rules(cls, in_event):
         item = getattr(value, name, _MISSING)  # an instance made without __init__ may lack one
         if item is None:
             if optional:
@@ -115,6 +121,62 @@ def _first_bad(value: object, cls: type[Any], *, in_event: bool) -> str | None:
     return None
 
 
+# --- the compiled form --------------------------------------------------------------------------
+
+_CHECKERS: dict[tuple[type[Any], bool], Callable[[object], str | None]] = {}
+
+
+def _checker(cls: type[Any], in_event: bool) -> Callable[[object], str | None]:
+    found = _CHECKERS.get((cls, in_event))
+    if found is None:
+        found = _CHECKERS[(cls, in_event)] = _compile(cls, in_event)
+    return found
+
+
+def _inline(name: str, bad: _Check, wanted: type[Any], in_event: bool) -> str | None:
+    """The check `_check_for` made for this field, as an expression of ``x`` (None: call it)."""
+    if name == "error_code" or attrs.has(wanted):
+        return None
+    if wanted is str:
+        text = "type(x) is not str or len(x) > MAX_ID or (not x.isascii() and bad_text(x))"
+        return f"{text} or not x" if bad is _bad_id else text
+    if wanted is float:
+        return "(type(x) is not float and type(x) is not int) or not 0 <= x <= MAX_MS"
+    if wanted is int:
+        low, high = _INT_RANGES.get(name, (0, 2**31)) if in_event else (0, _INT63)
+        return f"type(x) is not int or not {low} <= x < {high}"
+    if wanted is bool:
+        return "type(x) is not bool"
+    return None
+
+
+def _compile(cls: type[Any], in_event: bool) -> Callable[[object], str | None]:
+    """One function checking `cls`'s fields in order; any surprise (a missing attribute, a
+    hostile value) falls back to the rules one by one, which name the field."""
+    hints = typing.get_type_hints(cls)
+    namespace: dict[str, Any] = {
+        "MAX_ID": _MAX_ID_CHARS,
+        "MAX_MS": _MAX_MS,
+        "bad_text": _bad_str,
+        "slow": lambda v: first_bad(v, cls, in_event=in_event),
+    }
+    lines = ["def check(v):", "    try:"]
+    for i, (name, bad, optional) in enumerate(rules(cls, in_event)):
+        members = typing.get_args(hints[name]) or (hints[name],)
+        wanted = next(t for t in members if t is not type(None))
+        expression = _inline(name, bad, wanted, in_event)
+        if expression is None:
+            namespace[f"check_{i}"] = bad
+            expression = f"check_{i}(x)"
+        lines.append(f"        x = v.{name}")
+        none = "pass" if optional else f"return {name!r}"
+        lines += [f"        if x is None: {none}", f"        elif {expression}: return {name!r}"]
+    lines += ["    except Exception:", "        return slow(v)", "    return None"]
+    exec("\n".join(lines), namespace)  # the source is made above from field names only
+    checker: Callable[[object], str | None] = namespace["check"]
+    return checker
+
+
 def invalid_reason(event: object) -> str | None:
     """Why an event cannot be aggregated (its first bad field, or ``type``), None if well formed.
 
@@ -123,4 +185,4 @@ def invalid_reason(event: object) -> str | None:
     cls = type(event)
     if cls not in EVENT_CLASSES:
         return "type"
-    return _first_bad(event, cls, in_event=True)
+    return _checker(cls, True)(event)
