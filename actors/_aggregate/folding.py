@@ -11,7 +11,7 @@ import collections
 from typing import Any, NamedTuple
 
 from actors._aggregate.ledger import Ledger, Place
-from actors._aggregate.statements import StatementAggregate, error_info, ms
+from actors._aggregate.statements import StatementAggregate, error_info, ms, statement_log
 from actors._export.classify import ErrorKind, classify_status
 from messages import events as ev
 from messages.commands import ConnectionContext
@@ -112,23 +112,25 @@ class Folder:
 
     def _summary(self, context: ConnectionContext, summary: ev.StatementSummary) -> Emitted:
         """A statement the driver folded itself: its log, as its events would have made it."""
-        st = StatementAggregate(context, summary.statement_id)
-        st.session_id = summary.session_id
-        st.statement_type = summary.statement_type
-        st.operation_type = summary.operation_type
-        st.polls = summary.polls
-        st.poll_ms = summary.poll_latency_ms
-        if summary.chunks:
-            st.chunks = summary.chunks
-            st.first_chunk_ms = summary.first_chunk_latency_ms
-            st.slowest_chunk_ms = summary.slowest_chunk_latency_ms
-            st.chunk_sum_ms = summary.chunks_latency_ms
-            st.size_bytes = summary.size_bytes
-            st.compressed = summary.compressed
-        st.error = summary.error
-        st.done = summary if summary.completed else None
-        kind, log = st.driver_log(self._error_text)
-        return Emitted(context=context, kind=kind, log=log)
+        kind, log = statement_log(
+            context,
+            summary.statement_id,
+            summary.session_id,
+            summary.statement_type,
+            summary.operation_type,
+            summary.polls,
+            summary.poll_latency_ms,
+            summary.chunks,
+            summary.first_chunk_latency_ms,
+            summary.slowest_chunk_latency_ms,
+            summary.chunks_latency_ms,
+            summary.size_bytes,
+            summary.compressed,
+            summary if summary.completed else None,
+            summary.error,
+            self._error_text,
+        )
+        return Emitted(context, kind, log)
 
     def _error(
         self, context: ConnectionContext, error: ev.ErrorOccurred, out: list[Emitted]

@@ -23,7 +23,7 @@ from messages.records import (
     SqlExecutionEvent,
 )
 
-__all__ = ["StatementAggregate", "build_log", "error_info", "event_id", "ms"]
+__all__ = ["StatementAggregate", "build_log", "error_info", "event_id", "ms", "statement_log"]
 
 
 def ms(value: float | None) -> int | None:
@@ -81,52 +81,87 @@ class StatementAggregate:
         self.size_bytes += chunk.size_bytes
         self.compressed = self.compressed or bool(chunk.compressed)
 
-    def sql_operation(self) -> SqlExecutionEvent:
-        """The aggregated `sql_operation` record."""
-        done = self.done
-        chunk_details = None
-        if self.chunks:
-            chunk_details = ChunkDetails(
-                initial_chunk_latency_millis=ms(self.first_chunk_ms),
-                slowest_chunk_latency_millis=ms(self.slowest_chunk_ms),
-                total_chunks_present=done.total_chunks_present if done else None,
-                total_chunks_iterated=self.chunks,
-                sum_chunks_download_time_millis=ms(self.chunk_sum_ms),
-            )
-        result_latency = None
-        if done and (
-            done.result_ready_latency_ms is not None or done.consumption_latency_ms is not None
-        ):
-            result_latency = ResultLatency(
-                result_set_ready_latency_millis=ms(done.result_ready_latency_ms),
-                result_set_consumption_latency_millis=ms(done.consumption_latency_ms),
-            )
-        return SqlExecutionEvent(
-            statement_type=self.statement_type,
-            is_compressed=self.compressed if self.chunks else None,
-            execution_result=done.execution_result if done else None,
-            retry_count=done.retry_count if done else None,
-            chunk_details=chunk_details,
-            result_latency=result_latency,
-            operation_detail=OperationDetail(
-                n_operation_status_calls=self.polls,
-                operation_status_latency_millis=ms(self.poll_ms),
-                operation_type=self.operation_type,
-            ),
-        )
-
     def driver_log(self, error_text: str = "masked") -> tuple[LogKind, SqlDriverLog]:
         """The statement's log (an error log if an error was held with it)."""
-        done = self.done
-        log = SqlDriverLog(
-            session_id=self.session_id,
-            sql_statement_id=self.statement_id,
-            system_configuration=self.context.system_configuration,
-            sql_operation=self.sql_operation(),
-            error_info=error_info(self.error, error_text) if self.error else None,
-            operation_latency_ms=ms(done.operation_latency_ms) if done else None,
+        return statement_log(
+            self.context,
+            self.statement_id,
+            self.session_id,
+            self.statement_type,
+            self.operation_type,
+            self.polls,
+            self.poll_ms,
+            self.chunks,
+            self.first_chunk_ms,
+            self.slowest_chunk_ms,
+            self.chunk_sum_ms,
+            self.size_bytes,
+            self.compressed,
+            self.done,
+            self.error,
+            error_text,
         )
-        return (LogKind.ERROR if self.error else LogKind.STATEMENT), log
+
+
+def statement_log(
+    context: ConnectionContext,
+    statement_id: str,
+    session_id: str | None,
+    statement_type: StatementType,
+    operation_type: OperationType,
+    polls: int,
+    poll_ms: float,
+    chunks: int,
+    first_chunk_ms: float | None,
+    slowest_chunk_ms: float,
+    chunk_sum_ms: float,
+    size_bytes: int,
+    compressed: bool,
+    done: ev.StatementCompleted | ev.StatementSummary | None,
+    error: ev.ErrorOccurred | None,
+    error_text: str = "masked",
+) -> tuple[LogKind, SqlDriverLog]:
+    """A statement's log from what is known of it: its events folded (`StatementAggregate`), or
+    the summary its driver folded (`done` is the completion, None if it never completed)."""
+    chunk_details = None
+    if chunks:
+        chunk_details = ChunkDetails(
+            initial_chunk_latency_millis=ms(first_chunk_ms),
+            slowest_chunk_latency_millis=round(slowest_chunk_ms),
+            total_chunks_present=done.total_chunks_present if done else None,
+            total_chunks_iterated=chunks,
+            sum_chunks_download_time_millis=round(chunk_sum_ms),
+        )
+    result_latency = None
+    if done and (
+        done.result_ready_latency_ms is not None or done.consumption_latency_ms is not None
+    ):
+        result_latency = ResultLatency(
+            result_set_ready_latency_millis=ms(done.result_ready_latency_ms),
+            result_set_consumption_latency_millis=ms(done.consumption_latency_ms),
+        )
+    operation = SqlExecutionEvent(
+        statement_type=statement_type,
+        is_compressed=compressed if chunks else None,
+        execution_result=done.execution_result if done else None,
+        retry_count=done.retry_count if done else None,
+        chunk_details=chunk_details,
+        result_latency=result_latency,
+        operation_detail=OperationDetail(
+            n_operation_status_calls=polls,
+            operation_status_latency_millis=round(poll_ms),
+            operation_type=operation_type,
+        ),
+    )
+    log = SqlDriverLog(
+        session_id=session_id,
+        sql_statement_id=statement_id,
+        system_configuration=context.system_configuration,
+        sql_operation=operation,
+        error_info=error_info(error, error_text) if error else None,
+        operation_latency_ms=ms(done.operation_latency_ms) if done else None,
+    )
+    return (LogKind.ERROR if error else LogKind.STATEMENT), log
 
 
 def error_info(error: ev.ErrorOccurred, error_text: str = "masked") -> DriverErrorInfo:
