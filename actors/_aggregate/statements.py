@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import random
-
+from actors._runtime.ids import new_id
 from messages import events as ev
 from messages.commands import ConnectionContext
 from messages.enums import OperationType, StatementType
@@ -170,29 +168,31 @@ def error_info(error: ev.ErrorOccurred, error_text: str = "masked") -> DriverErr
     return DriverErrorInfo(error_name=error.error_name, stack_trace=trace)
 
 
-# Event ids only have to be unique, not unpredictable: a private generator seeded from the OS
-# (reseeded in a forked child) makes them without uuid4's system call and object per log.
-_ids = random.Random(os.urandom(32))
-os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
-_UUID4_KEEP = ~(0xF000 << 64) & ~(0xC000 << 48)
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
-
-
 def event_id() -> str:
-    """A fresh random (version 4) UUID string for `frontend_log_event_id`."""
-    h = ((_ids.getrandbits(128) & _UUID4_KEEP) | _UUID4_SET).to_bytes(16, "big").hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """A fresh UUID-shaped (version 4) id for `frontend_log_event_id`, unique in the process."""
+    return new_id()
 
 
 def build_log(
     context: ConnectionContext, kind: LogKind, log: SqlDriverLog, now_ms: int
 ) -> FrontendLog:
-    """Wrap an allow-listed driver log into a frontend log with a fresh event id."""
+    """Wrap an allow-listed driver log into a frontend log with a fresh event id.
+
+    Logs made in the same millisecond for the same user agent share one (immutable) log
+    context: a burst builds one per millisecond, not one per log.
+    """
+    global _last_context
+    last_ms, last_agent, shared = _last_context
+    if last_ms != now_ms or last_agent != context.user_agent:
+        client = ClientContext(timestamp_millis=now_ms, user_agent=context.user_agent)
+        shared = FrontendLogContext(client_context=client)
+        _last_context = (now_ms, context.user_agent, shared)  # one assignment: races recompute
     return FrontendLog(
         frontend_log_event_id=event_id(),
-        context=FrontendLogContext(
-            client_context=ClientContext(timestamp_millis=now_ms, user_agent=context.user_agent)
-        ),
+        context=shared,
         entry=FrontendLogEntry(sql_driver_log=apply_allow_list(kind, log)),
         workspace_id=context.workspace_id,
     )
+
+
+_last_context: tuple[int, str | None, FrontendLogContext] = (-1, None, FrontendLogContext())

@@ -12,7 +12,7 @@ wrapped passing through, reads and writes alike. Either way events go to `actors
 `Connection`, which never blocks and never raises. No SQL text, parameter or row value is ever
 put in an event.
 
-Events, per DB connection (session and statement ids: UUID-shaped, see `actors.dbapi._ids`).
+Events, per DB connection (session and statement ids: UUID-shaped, see `actors._runtime.ids`).
 A statement is folded by its cursor while it runs and told once, as one ``StatementSummary``,
 when it ends: one event per statement, not a start, a chunk per fetch and a completion.
 

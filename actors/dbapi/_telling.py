@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from actors.dbapi._ids import new_id
+from actors._runtime.ids import new_id
 from actors.dbapi._session import Session
 from actors.dbapi.support import _error, _perf, _row_bytes, logger, statement_type_of
 from messages.enums import OperationType, StatementType

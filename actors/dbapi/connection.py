@@ -8,7 +8,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from actors.dbapi._ids import new_id
+from actors._runtime.ids import new_id
 from actors.dbapi._psycopg import hooks as driver_hooks
 from actors.dbapi._session import Session, closed_now, report_failed_connect
 from actors.dbapi.cursor import InstrumentedCursor

@@ -12,8 +12,8 @@ import uuid
 import pytest
 
 import actors.dbapi.support as support
+from actors._runtime.ids import new_id
 from actors.dbapi import instrument, statement_type_of
-from actors.dbapi._ids import new_id
 from messages.enums import StatementType
 
 UUID_SHAPE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -40,7 +40,7 @@ def test_ids_are_uuid_shaped_and_unique_across_threads() -> None:
 def test_ids_of_a_forked_child_differ_from_its_parents() -> None:
     script = (
         "import os, sys\n"
-        "from actors.dbapi._ids import new_id\n"
+        "from actors._runtime.ids import new_id\n"
         "print(new_id()[:24], flush=True)\n"
         "pid = os.fork()\n"
         "if pid == 0:\n"

@@ -1,7 +1,8 @@
-"""Statement and session ids without `uuid.uuid4()` on the driver thread.
+"""Session, statement and log event ids without `uuid.uuid4()` per id.
 
-`uuid4()` reads 16 bytes from the OS per call (about 3 µs and a GIL release); a statement id
-only has to be unique and shaped like a UUID. Each id is a random per-process prefix (16 random
+`uuid4()` reads 16 bytes from the OS per call (about 3 µs and a GIL release); these ids (the
+PEP 249 wrapper's session and statement ids, each log's `frontend_log_event_id`) only have to
+be unique and shaped like a (version 4) UUID. Each id is a random per-process prefix (16 random
 bytes read once, again in a forked child) and a counter, so ids never repeat within a process
 and are as unlikely to collide across processes as the prefix's 92 random bits make them.
 """
