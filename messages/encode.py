@@ -12,8 +12,9 @@ a set one appends ``"name":value`` behind a comma, except for the first field of
 Strings go through the JSON module's own string encoder; ints, bools and enum values are
 written the way `json` writes them; a value of any other type (say an int subclass in an int
 field) is handed to a `json.JSONEncoder` configured like the wire's, so unusual values still
-encode identically. The system configuration (one per driver and process, yet in every log) and
-connection parameters (one per connection) are encoded once per instance.
+encode identically. The system configuration (one per driver and process, yet in every log),
+connection parameters (one per connection) and `sql_operation` records (shared by the
+aggregator between statements of one kind and duration) are encoded once per instance.
 
 Safe from any thread: the memo is a dict whose races can only cost a recomputation. This module
 imports only `messages.records` and `messages.enums`, never `messages.wire`, so the wire module
@@ -46,7 +47,11 @@ _int_repr: Callable[[int], str] = int.__repr__
 
 _MEMO_SIZE = 64
 # Records whose instances are shared by many logs: encoded once per instance.
-_MEMOISED: tuple[type[Any], ...] = (records.SystemConfiguration, records.DriverConnectionParams)
+_MEMOISED: tuple[type[Any], ...] = (
+    records.SystemConfiguration,
+    records.DriverConnectionParams,
+    records.SqlExecutionEvent,
+)
 
 
 def _field_type(cls: type[Any], name: str) -> tuple[Any, bool]:
@@ -199,5 +204,6 @@ def encode_frontend_log(log: records.FrontendLog) -> str:
 
 
 def generated_source() -> str:
-    """The source generated for frontend logs, for reading and debugging."""
-    return _SOURCE
+    """The source generated for frontend logs, and for each record encoded once per instance,
+    for reading and debugging."""
+    return "\n".join([_SOURCE, *(_compile(cls, memo=False)[1] for cls in _MEMOISED)])

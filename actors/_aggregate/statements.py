@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from actors._runtime.ids import new_id
 from messages import events as ev
 from messages.commands import ConnectionContext
@@ -120,37 +122,57 @@ def statement_log(
     error_text: str = "masked",
 ) -> tuple[LogKind, SqlDriverLog]:
     """A statement's log from what is known of it: its events folded (`StatementAggregate`), or
-    the summary its driver folded (`done` is the completion, None if it never completed)."""
-    chunk_details = None
-    if chunks:
-        chunk_details = ChunkDetails(
-            initial_chunk_latency_millis=ms(first_chunk_ms),
-            slowest_chunk_latency_millis=round(slowest_chunk_ms),
-            total_chunks_present=done.total_chunks_present if done else None,
-            total_chunks_iterated=chunks,
-            sum_chunks_download_time_millis=round(chunk_sum_ms),
+    the summary its driver folded (`done` is the completion, None if it never completed).
+
+    The `sql_operation` record holds only kinds, counts and whole milliseconds, so fast
+    statements of one kind make equal ones: the last few are shared (they are immutable), and
+    the encoder writes a shared one's JSON once (`messages.encode`).
+    """
+    first = ms(first_chunk_ms) if chunks else None
+    present = ready = consumed = result = retries = None
+    if done is not None:
+        present, result, retries = (
+            done.total_chunks_present,
+            done.execution_result,
+            done.retry_count,
         )
-    result_latency = None
-    if done and (
-        done.result_ready_latency_ms is not None or done.consumption_latency_ms is not None
-    ):
-        result_latency = ResultLatency(
-            result_set_ready_latency_millis=ms(done.result_ready_latency_ms),
-            result_set_consumption_latency_millis=ms(done.consumption_latency_ms),
+        ready, consumed = ms(done.result_ready_latency_ms), ms(done.consumption_latency_ms)
+    slowest, chunk_sum, poll = round(slowest_chunk_ms), round(chunk_sum_ms), round(poll_ms)
+    key = (statement_type, operation_type, polls, poll, chunks, first, slowest, chunk_sum,
+           compressed, present, result, retries, ready, consumed)  # fmt: skip
+    operation = _OPERATIONS.get(key)
+    if operation is None:
+        chunk_details = None
+        if chunks:
+            chunk_details = ChunkDetails(
+                initial_chunk_latency_millis=first,
+                slowest_chunk_latency_millis=slowest,
+                total_chunks_present=present,
+                total_chunks_iterated=chunks,
+                sum_chunks_download_time_millis=chunk_sum,
+            )
+        result_latency = None
+        if ready is not None or consumed is not None:
+            result_latency = ResultLatency(
+                result_set_ready_latency_millis=ready,
+                result_set_consumption_latency_millis=consumed,
+            )
+        operation = SqlExecutionEvent(
+            statement_type=statement_type,
+            is_compressed=compressed if chunks else None,
+            execution_result=result,
+            retry_count=retries,
+            chunk_details=chunk_details,
+            result_latency=result_latency,
+            operation_detail=OperationDetail(
+                n_operation_status_calls=polls,
+                operation_status_latency_millis=poll,
+                operation_type=operation_type,
+            ),
         )
-    operation = SqlExecutionEvent(
-        statement_type=statement_type,
-        is_compressed=compressed if chunks else None,
-        execution_result=done.execution_result if done else None,
-        retry_count=done.retry_count if done else None,
-        chunk_details=chunk_details,
-        result_latency=result_latency,
-        operation_detail=OperationDetail(
-            n_operation_status_calls=polls,
-            operation_status_latency_millis=round(poll_ms),
-            operation_type=operation_type,
-        ),
-    )
+        if len(_OPERATIONS) >= _OPERATIONS_KEPT:
+            _OPERATIONS.clear()
+        _OPERATIONS[key] = operation  # a race between aggregators only costs a recomputation
     log = SqlDriverLog(
         session_id=session_id,
         sql_statement_id=statement_id,
@@ -160,6 +182,10 @@ def statement_log(
         operation_latency_ms=ms(done.operation_latency_ms) if done else None,
     )
     return (LogKind.ERROR if error else LogKind.STATEMENT), log
+
+
+_OPERATIONS: dict[tuple[Any, ...], SqlExecutionEvent] = {}
+_OPERATIONS_KEPT = 256
 
 
 def error_info(error: ev.ErrorOccurred, error_text: str = "masked") -> DriverErrorInfo:

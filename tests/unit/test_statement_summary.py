@@ -12,9 +12,11 @@ import collections
 from typing import Any
 
 import attrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors._aggregate import statements as statements_module
 from actors._aggregate.folding import Folder
 from actors._aggregate.ledger import Ledger
 from actors._aggregate.statements import build_log
@@ -35,7 +37,8 @@ CONTEXT = ConnectionContext(
 SID = "9946607f-6da7-4edd-bd17-00dda3e7f129"
 SESSION = "5e55a0b2-0000-4000-8000-000000000001"
 
-latency = st.floats(min_value=0.0, max_value=1e6, allow_nan=False)
+# Few distinct values, so that two statements often agree on all but one fact.
+latency = st.sampled_from([0.0, 0.4, 0.6, 1.49, 1.5, 2.0]) | st.floats(0.0, 1e6)
 maybe_latency = st.none() | latency
 
 
@@ -146,6 +149,74 @@ def test_a_summary_makes_the_very_log_its_events_make(facts: dict[str, Any]) -> 
         for e in (from_events, from_summary)
     ]
     assert wire[0] == wire[1]
+
+
+@given(statements(), statements(), st.data())
+def test_a_shared_sql_operation_is_the_one_the_statement_would_have_made(
+    first: dict[str, Any], other: dict[str, Any], data: st.DataObject
+) -> None:
+    """The aggregator shares equal `sql_operation` records between statements; whatever came
+    before, a statement's log is the one it makes when nothing is shared. The second statement
+    is the first with one fact taken from another."""
+    second = {**first, "completion": dict(first["completion"])}
+    fact = data.draw(st.sampled_from([*first.keys(), *first["completion"].keys()]))
+    if fact in first:
+        second[fact] = other[fact]
+    else:
+        second["completion"][fact] = other["completion"][fact]
+    fold([as_summary(first)])
+    (shared,) = fold([as_summary(second)])
+    statements_module._OPERATIONS.clear()
+    (alone,) = fold([as_summary(second)])
+    assert shared.log == alone.log
+
+
+BASE = ev.StatementSummary(
+    statement_id=SID,
+    session_id=SESSION,
+    execution_result=ExecutionResultFormat.INLINE_ARROW,
+    retry_count=1,
+    result_ready_latency_ms=5.0,
+    consumption_latency_ms=6.0,
+    operation_latency_ms=7.0,
+    total_chunks_present=2,
+    polls=1,
+    poll_latency_ms=2.0,
+    chunks=2,
+    first_chunk_latency_ms=1.0,
+    slowest_chunk_latency_ms=3.0,
+    chunks_latency_ms=4.0,
+    compressed=True,
+)
+CHANGES = {
+    "statement_type": StatementType.UPDATE,
+    "operation_type": OperationType.LIST_TABLES,
+    "completed": False,
+    "execution_result": ExecutionResultFormat.EXTERNAL_LINKS,
+    "retry_count": 2,
+    "result_ready_latency_ms": 50.0,
+    "consumption_latency_ms": 60.0,
+    "total_chunks_present": None,
+    "polls": 3,
+    "poll_latency_ms": 20.0,
+    "chunks": 1,
+    "first_chunk_latency_ms": 1.6,
+    "slowest_chunk_latency_ms": 3.6,
+    "chunks_latency_ms": 4.6,
+    "compressed": False,
+}
+
+
+@pytest.mark.parametrize("field", sorted(CHANGES))
+def test_statements_differing_in_one_exported_fact_never_share_a_sql_operation(
+    field: str,
+) -> None:
+    fold([BASE])
+    (changed,) = fold([attrs.evolve(BASE, **{field: CHANGES[field]})])
+    statements_module._OPERATIONS.clear()
+    (alone,) = fold([attrs.evolve(BASE, **{field: CHANGES[field]})])
+    assert changed.log == alone.log
+    assert changed.log.sql_operation != fold([BASE])[0].log.sql_operation
 
 
 def test_a_summary_with_a_bad_field_or_a_bad_error_inside_is_invalid() -> None:
