@@ -138,8 +138,9 @@ def statement_log(
         )
         ready, consumed = ms(done.result_ready_latency_ms), ms(done.consumption_latency_ms)
     slowest, chunk_sum, poll = round(slowest_chunk_ms), round(chunk_sum_ms), round(poll_ms)
-    key = (statement_type, operation_type, polls, poll, chunks, first, slowest, chunk_sum,
-           compressed, present, result, retries, ready, consumed)  # fmt: skip
+    # Enum members by identity: they are singletons, and their hash is Python code.
+    key = (id(statement_type), id(operation_type), polls, poll, chunks, first, slowest,
+           chunk_sum, compressed, present, id(result), retries, ready, consumed)  # fmt: skip
     operation = _OPERATIONS.get(key)
     if operation is None:
         chunk_details = None

@@ -134,7 +134,8 @@ def _checker(cls: type[Any], in_event: bool) -> Callable[[object], str | None]:
 
 
 def _inline(name: str, bad: _Check, wanted: type[Any], in_event: bool) -> str | None:
-    """The check `_check_for` made for this field, as an expression of ``x`` (None: call it)."""
+    """The check `_check_for` made for this field, as an expression of ``x`` (None: call it;
+    ``WANTED`` stands for the field's type)."""
     if name == "error_code" or attrs.has(wanted):
         return None
     if wanted is str:
@@ -147,6 +148,8 @@ def _inline(name: str, bad: _Check, wanted: type[Any], in_event: bool) -> str | 
         return f"type(x) is not int or not {low} <= x < {high}"
     if wanted is bool:
         return "type(x) is not bool"
+    if issubclass(wanted, enum.Enum):
+        return "not isinstance(x, WANTED)"
     return None
 
 
@@ -165,6 +168,9 @@ def _compile(cls: type[Any], in_event: bool) -> Callable[[object], str | None]:
         members = typing.get_args(hints[name]) or (hints[name],)
         wanted = next(t for t in members if t is not type(None))
         expression = _inline(name, bad, wanted, in_event)
+        if expression is not None and "WANTED" in expression:
+            namespace[f"wanted_{i}"] = wanted
+            expression = expression.replace("WANTED", f"wanted_{i}")
         if expression is None:
             namespace[f"check_{i}"] = bad
             expression = f"check_{i}(x)"
