@@ -33,12 +33,12 @@ def gather(
     not `alone`: a half-open probe stays small), the waiting batches of the same `sender` that
     fit whole beside it. [] when not even the head's next log fits a body.
 
-    Encoding slices grow with the logs waiting (of the exporter's `bound`), as the aggregator's
-    do with its lane: short while the exporter keeps up, long once a burst has filled it.
+    Encoding slices grow with the logs waiting behind the head, as the aggregator's do with its
+    lane: short while the exporter keeps up, the longest once half its `bound` waits.
     Raises what encoding the head raises; a rider that cannot be encoded stays queued.
     """
-    waiting = len(head.batch.logs) - head.sent + sum(len(p.batch.logs) - p.sent for p in queue)
-    slice_s = slice_budget_s(waiting, 2 * bound)
+    waiting = sum(len(p.batch.logs) - p.sent for p in queue)  # behind the head
+    slice_s = slice_budget_s(waiting, bound)
     room = body_room(upload_time_ms)
     used = head.fit(authed, room, slice_s)
     if head.chunk_end == head.sent:
