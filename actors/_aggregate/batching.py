@@ -140,13 +140,14 @@ class ExportQueue:
         budget = settings.max_pending_batches * settings.batch_size - sum(
             self._export_logs.values()
         )
-        size = settings.batch_size
         coalesce = self.backed_up()
-        if coalesce and force:
-            size = min(max(size, settings.max_queued_logs), budget)
-        if self.room <= 0 or not self.logs or budget < (size if coalesce else 1):
+        whole_only = coalesce and not force
+        size = settings.max_queued_logs if coalesce and force else settings.batch_size
+        if not whole_only:
+            size = min(size, budget)  # no batch takes the exporter past its bound
+        if self.room <= 0 or not self.logs or size <= 0 or budget < size:
             return out
-        batches = take_batches(self.logs, size, whole_only=coalesce and not force)
+        batches = take_batches(self.logs, size, whole_only=whole_only)
         for context, items in batches:
             batch_id = next(self._batch_ids)
             counts = tuple(n for _, n in items)

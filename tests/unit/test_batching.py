@@ -128,3 +128,15 @@ def test_a_forced_take_while_backed_up_sends_what_waits_within_the_bound() -> No
             BatchSettled(batch_id=batch.batch_id, exported_events=10, exported_logs=10, dropped={})
         )
     assert ledger.accounts().exported == 20
+
+
+def test_no_take_forced_or_not_hands_the_exporter_more_than_its_bound() -> None:
+    queue, ledger = _export_queue(batch_size=10, max_pending_batches=4, max_queued_logs=40)
+    _fill(queue, ledger, 20)
+    assert _sizes(queue.take(reply_to=None)) == [10, 10]  # type: ignore[arg-type]
+    _fill(queue, ledger, 30)
+    assert _sizes(queue.take(reply_to=None, force=True)) == [20]  # type: ignore[arg-type]
+    assert len(queue.logs) == 10  # 4 x 10 held: the bound
+    assert queue.take(reply_to=None, force=True) == []  # type: ignore[arg-type]
+    assert queue.take(reply_to=None) == []  # type: ignore[arg-type]
+    assert sum(queue.in_export.values()) == 40
