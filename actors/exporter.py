@@ -16,6 +16,7 @@ from typing import Any
 
 from actors._export.breaker import BreakerSnapshot, BreakerState, CircuitBreaker
 from actors._export.http import HttpOutcome, Transport
+from actors._export.merge import gather, share_accepted
 from actors._export.outbox import (
     Pending,
     StopSignal,
@@ -26,10 +27,10 @@ from actors._export.outbox import (
 )
 from actors._export.rate_limit import TokenBucket
 from actors._export.retry import BreakerVote, Decision, RetryPolicy, Verdict
-from actors._export.slices import encode_in_slices
 from actors._runtime.base import GuardedActor
 from actors._runtime.timer import Timer
 from messages.commands import (
+    BatchSettled,
     Drain,
     Drained,
     DumpState,
@@ -41,11 +42,15 @@ from messages.commands import (
     Teller,
 )
 from messages.config import TelemetrySettings
-from messages.wire import decode_export_response, encode_frontend_log
+from messages.wire import decode_export_response, request_body
 
 __all__ = ["ExporterActor", "StopSignal", "export_headers"]
 
 logger = logging.getLogger("actors.exporter")
+
+
+class _Send:
+    """Told to itself after a batch arrives: send what is queued once the inbox's batches are in."""
 
 
 class ExporterActor(GuardedActor):
@@ -88,6 +93,8 @@ class ExporterActor(GuardedActor):
         self._queue: collections.deque[Pending] = collections.deque()
         self._waiting: dict[int, Pending] = {}
         self._pump_scheduled = False
+        self._send_told = False
+        self._observed: list[BatchSettled] | None = None
         self._deadline_s: float | None = None
         self._drain_notify: Teller | None = None
         self._stats: collections.Counter[str] = collections.Counter()
@@ -99,6 +106,8 @@ class ExporterActor(GuardedActor):
         match message:
             case ExportBatch():
                 self._accept(message)
+            case _Send():
+                self._send_told = False
                 self._pump()
             case RetryBatch(batch_id=batch_id):
                 pending = self._waiting.pop(batch_id, None)
@@ -129,6 +138,9 @@ class ExporterActor(GuardedActor):
         # Unbounded here by design: the aggregator's export queue is the one place that bounds
         # unsettled batches (`max_pending_batches`), so a batch it hands over is never refused.
         self._queue.append(Pending(batch, self._retry))
+        if not self._send_told:  # behind the batches already in the inbox, so they share a body
+            self._send_told = True
+            self.actor_ref.tell(_Send())
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -163,28 +175,30 @@ class ExporterActor(GuardedActor):
         self._stats["attempts"] += 1
         path, headers = export_headers(pending.batch.context)
         authed = path == "/telemetry-ext"
+        now_ms = int(time.time() * 1000)
+        bound = self._settings.max_pending_batches * self._settings.batch_size
         try:
-            logs = pending.bodies.get(authed)
-            if logs is None:
-                source = pending.source(authed)
-                logs = pending.bodies[authed] = encode_in_slices(source, encode_frontend_log)
-            body = pending.chunk_body(logs)
+            members = gather(
+                pending, self._queue, authed, (path, headers), bound, now_ms, alone=probe
+            )
         except Exception:  # a log the wire cannot carry: settle the batch rather than lose it
             logger.debug("exporter: batch %d cannot be encoded", pending.batch.batch_id)
             self._breaker.release()
             self._settle(pending, exported_logs=0, reason="invalid_event")
             return
-        if body is None:  # its next log alone is bigger than any body may be
+        if not members:  # its next log alone is bigger than any body
             self._breaker.release()
             self._settle_chunk(pending, accepted=0, reason="too_large")
             return
+        self._stats["merged_batches"] += len(members) - 1
+        body = request_body([m.segment(authed) for m in members], now_ms)
         timeout_s = None
         deadline_s = self._drain_by()
         if deadline_s is not None:
             timeout_s = max(0.05, deadline_s - self._clock())
         outcome = send_chunk(
             self._transport,
-            pending,
+            members,
             self._base_url + path,
             authed=authed,
             body=body,
@@ -192,7 +206,7 @@ class ExporterActor(GuardedActor):
             timeout_s=timeout_s,
         )
         self._statuses[str(outcome.status or outcome.error)] += 1
-        self._on_outcome(pending, outcome, probe)
+        self._on_outcome(members, outcome, probe)
 
     def _settle_chunk(self, pending: Pending, *, accepted: int, reason: str) -> None:
         """The chunk `sent:chunk_end` is done: settle the batch, or queue its next chunk first."""
@@ -206,7 +220,8 @@ class ExporterActor(GuardedActor):
         pending.retry = self._retry  # each chunk has its own retries
         self._queue.appendleft(pending)
 
-    def _on_outcome(self, pending: Pending, outcome: HttpOutcome, probe: bool) -> None:
+    def _on_outcome(self, members: list[Pending], outcome: HttpOutcome, probe: bool) -> None:
+        """One answer for the body's batches: each decides by its own retries; one breaker vote."""
         accepted = 0
         readable = True
         if outcome.ok:
@@ -216,17 +231,21 @@ class ExporterActor(GuardedActor):
                 self._last_error, readable = str(exc), False
         else:
             self._last_error = f"HTTP {outcome.status}" if outcome.status else str(outcome.error)
-        decision = pending.retry.decide(outcome, self._rng, readable=readable, probe=probe)
-        self._vote(decision.breaker)
-        if decision.verdict is Verdict.ACCEPT:
-            count = pending.chunk_end - pending.sent
-            self._settle_chunk(
-                pending, accepted=max(0, min(count, accepted)), reason=pending.partial_reason
-            )
-        elif decision.verdict is Verdict.RETRY:
-            self._retry_later(pending, decision)
-        else:
-            self._settle(pending, exported_logs=0, reason=decision.drop_reason or "export_failed")
+        shares = share_accepted(members, accepted)
+        self._observed = []  # a sink sees the body's settlements together, after the last
+        for index, (pending, share) in enumerate(zip(members, shares, strict=True)):
+            decision = pending.retry.decide(outcome, self._rng, readable=readable, probe=probe)
+            if index == 0:
+                self._vote(decision.breaker)
+            if decision.verdict is Verdict.ACCEPT:
+                self._settle_chunk(pending, accepted=share, reason=pending.partial_reason)
+            elif decision.verdict is Verdict.RETRY:
+                self._retry_later(pending, decision)
+            else:
+                reason = decision.drop_reason or "export_failed"
+                self._settle(pending, exported_logs=0, reason=reason)
+        observed, self._observed = self._observed, None
+        observe_settled(self._transport, observed, self._drain_by(), self._clock())
 
     def _retry_later(self, pending: Pending, decision: Decision) -> None:
         deadline_s = self._drain_by()
@@ -266,7 +285,10 @@ class ExporterActor(GuardedActor):
             self._dropped[reason] += dropped
         self._stats["batches_settled"] += 1
         pending.batch.reply_to.tell(settled)
-        observe_settled(self._transport, settled, self._drain_by(), self._clock())
+        if self._observed is not None:
+            self._observed.append(settled)
+        else:
+            observe_settled(self._transport, (settled,), self._drain_by(), self._clock())
 
     # --- final drain ------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ KIND_LABEL = {
     "mix": "mix of the three",
     "churn": "churn: connect, 1 statement, close",
     "cycle": "connect/close cycle, tree live",
+    "burst": "burst: 4,000 point selects, 1 thread",
+    "burst4": "burst: 4,000 point selects, 4 threads",
 }
 FAST = {"pyodbc|point", "psycopg 3|point"}  # "fast real statements" in the targets
 OTEL_RATIO = 1 / 3  # at least 3x cheaper than OpenTelemetry, wall and CPU
@@ -133,7 +135,8 @@ def format_headline(raw: dict[str, Any]) -> str:
         if row["key"].endswith("|cycle"):
             arrived = f"{a['ours']} logs/{a['otel']} spans"
         if a["ours_dropped"]:
-            arrived += f", {a['ours_dropped']} events dropped"
+            by = ", ".join(f"{k} {v}" for k, v in sorted(a.get("ours_dropped_by", {}).items()))
+            arrived += f", {a['ours_dropped']} events dropped ({by})"
         wall_x = m.get("enabled_wall_x")
         ours_wall = _fmt(m.get("enabled_wall_us"))
         if row["key"].endswith("|mix") and wall_x is not None:
@@ -170,6 +173,7 @@ def format_headline(raw: dict[str, Any]) -> str:
     text.append(
         "\nµs per statement (per request for churn, per cycle for connect/close), added to the raw"
         f" driver in the same round; medians of {raw['repeats']} rounds (min–max over rounds),"
-        f" {raw['threads']} threads, {runs} statements per run; flush inside the timing."
+        f" {raw['threads']} threads (bursts: as many as their row says), {runs} statements per"
+        " run; flush inside the timing."
     )
     return "\n".join(text)

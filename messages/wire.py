@@ -37,8 +37,10 @@ __all__ = [
     "encode_feature_flags",
     "encode_frontend_log",
     "encode_request",
+    "escape_log",
     "flag_value",
     "proto_log_bytes",
+    "request_body",
 ]
 
 TELEMETRY_FLAG_NAME = (
@@ -207,7 +209,24 @@ def encode_feature_flags(response: records.FeatureFlagResponse) -> bytes:
 
 def proto_log_bytes(proto_log: str) -> int:
     """What one encoded frontend log adds to a request body: its JSON string and a comma."""
-    return len(_dumps(proto_log).encode("utf-8")) + 1
+    return len(escape_log(proto_log)) + 1
+
+
+def escape_log(proto_log: str) -> bytes:
+    """One encoded frontend log as it stands in a body's `protoLogs`: a JSON string, UTF-8."""
+    return _dumps(proto_log).encode("utf-8")
+
+
+def request_body(segments: Iterable[bytes], upload_time_ms: int) -> bytes:
+    """`encode_request`'s bytes, joined from runs of logs already escaped (`escape_log`).
+
+    Each segment is one or more escaped logs joined by commas, none empty. A body is then one
+    join, however many batches share it, and no log is encoded twice.
+    """
+    return b'{"uploadTime":%d,"protoLogs":[%b],"items":[]}' % (
+        upload_time_ms,
+        b",".join(segments),
+    )
 
 
 def decode_request(body: bytes) -> TelemetryRequest:

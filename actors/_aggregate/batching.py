@@ -37,12 +37,15 @@ def credential_key(context: ConnectionContext) -> tuple[Any, ...]:
     return (auth, context.workspace_id, context.user_agent)
 
 
-def take_batches(queue: collections.deque[Queued], size: int) -> Generator[Batch, None, None]:
+def take_batches(
+    queue: collections.deque[Queued], size: int, whole_only: bool = False
+) -> Generator[Batch, None, None]:
     """Empty `queue` into batches of at most `size` logs that share credentials.
 
     Logs are grouped by `credential_key` (each provider asked once per call, just before the
     batches go to the exporter), workspace and user agent. A caller that closes the generator
-    early leaves what it did not take queued, in order.
+    early leaves what it did not take queued, in order; so does `whole_only` with the groups
+    that did not reach `size`.
     """
     groups: dict[Any, Batch] = {}
     keys: dict[int, tuple[Any, ...]] = {}  # per context, for this call: one ask per provider
@@ -58,7 +61,7 @@ def take_batches(queue: collections.deque[Queued], size: int) -> Generator[Batch
             group[1].append((log, events))
             if len(group[1]) >= size:
                 yield groups.pop(key)
-        while groups:
+        while groups and not whole_only:
             yield groups.pop(next(iter(groups)))
     finally:
         for context, items in reversed(groups.values()):
@@ -125,32 +128,32 @@ class ExportQueue:
     def take(self, reply_to: Teller, force: bool = False) -> list[ExportBatch]:
         """Batches to hand to the exporter now, as many as `room` allows.
 
-        While the exporter is `backed_up()`, what waits coalesces instead: nothing goes until
-        three quarters of `max_queued_logs` wait (or `force`: a flush, the drain, the interval),
-        and then one batch of up to `max_queued_logs`, which the exporter cuts to its body cap.
-        So the rate limit's requests carry more logs each before the queue can overflow. The
-        exporter never holds more than ``max_pending_batches x batch_size`` logs in all, so the
-        tree's bound on held events stays what it was without coalescing.
+        While the exporter is `backed_up()`, only whole batches go (unless `force`: a flush, the
+        drain, the interval), so every unsettled slot carries `batch_size` logs and the exporter,
+        which merges what waits into one request, can hold all it may; the rest waits here. A
+        forced take while backed up sends one batch of up to `max_queued_logs`, which the
+        exporter cuts at its body cap. The exporter never holds more than ``max_pending_batches x
+        batch_size`` logs in all, so the tree's bound on held events stays what it was.
         """
         out: list[ExportBatch] = []
         settings = self._settings
         budget = settings.max_pending_batches * settings.batch_size - sum(
             self._export_logs.values()
         )
-        if self.room <= 0 or not self.logs or budget <= 0:
-            return out
-        size = settings.batch_size
         coalesce = self.backed_up()
-        if coalesce:
-            if not force and len(self.logs) * 4 < settings.max_queued_logs * 3:
-                return out
-            size = min(max(size, settings.max_queued_logs), budget)
-        batches = take_batches(self.logs, size)
+        whole_only = coalesce and not force
+        size = settings.max_queued_logs if coalesce and force else settings.batch_size
+        if not whole_only:
+            size = min(size, budget)  # no batch takes the exporter past its bound
+        if self.room <= 0 or not self.logs or size <= 0 or budget < size:
+            return out
+        batches = take_batches(self.logs, size, whole_only=whole_only)
         for context, items in batches:
             batch_id = next(self._batch_ids)
             counts = tuple(n for _, n in items)
             self.in_export[batch_id] = sum(counts)
             self._export_logs[batch_id] = len(items)
+            budget -= len(items)
             self._ledger.move(Place.QUEUED, Place.IN_EXPORT, sum(counts))
             logs = tuple(log for log, _ in items)
             out.append(
@@ -162,7 +165,7 @@ class ExportQueue:
                     reply_to=reply_to,
                 )
             )
-            if self.room <= 0 or coalesce:
+            if self.room <= 0 or budget < size or (coalesce and force):
                 batches.close()  # what it did not hand out goes back to the queue
                 break
         return out

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import collections
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from actors._export.retry import RetryPolicy
+from actors._export.slices import SLICE_S, encode_in_slices
 from actors._runtime.contain import FAILED, call_user
 from actors._runtime.timer import TimerHandle
 from messages.commands import BatchSettled, ConnectionContext, ExportBatch
 from messages.privacy import strip_for_unauth
 from messages.records import FrontendLog
 from messages.transport import HttpOutcome, Transport
-from messages.wire import encode_request, proto_log_bytes
+from messages.wire import encode_frontend_log, escape_log, request_body
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -33,6 +33,15 @@ logger = logging.getLogger("actors.exporter")
 # Request bodies stay under the 1 MiB the service accepts: a batch whose logs (escaped free text
 # can take 7 bytes a character on the wire) would not fit is sent in chunks, one per attempt.
 MAX_BODY_BYTES = 1_000_000
+
+
+def _escaped_log(log: FrontendLog) -> bytes:
+    return escape_log(encode_frontend_log(log))
+
+
+def body_room(upload_time_ms: int) -> int:
+    """How many bytes of escaped logs (and their commas) a body sent now may carry."""
+    return MAX_BODY_BYTES - len(request_body((), upload_time_ms))
 
 
 def export_headers(context: ConnectionContext) -> tuple[str, dict[str, str]]:
@@ -97,7 +106,7 @@ class Pending:
     def __init__(self, batch: ExportBatch, retry: RetryPolicy) -> None:
         self.batch = batch
         self.retry = retry
-        self.bodies: dict[bool, list[str]] = {}
+        self.bodies: dict[bool, list[bytes]] = {}
         self.sources: dict[bool, tuple[FrontendLog, ...]] = {}
         self.partial_reason = "partial_rejected"
         self.retry_handle: TimerHandle | None = None
@@ -122,23 +131,35 @@ class Pending:
         self.bodies.clear()
         self.sources.clear()
 
-    def chunk_body(self, logs: list[str]) -> bytes | None:
-        """The body for the logs from `sent` on, as many as fit; None if not even one fits."""
-        now_ms = int(time.time() * 1000)
-        whole = encode_request(logs[self.sent :], now_ms)
-        body: bytes | None = whole
-        end = len(logs)
-        if len(whole) > MAX_BODY_BYTES:
-            size = len(encode_request((), now_ms))
-            end = self.sent
-            while end < len(logs):
-                size += proto_log_bytes(logs[end])
-                if size > MAX_BODY_BYTES:
-                    break
-                end += 1
-            body = encode_request(logs[self.sent : end], now_ms) if end > self.sent else None
+    def encoded(self, authed: bool, slice_s: float = SLICE_S) -> list[bytes]:
+        """Its logs as they stand in a body (`escape_log`), encoded once, in slices of `slice_s`."""
+        logs = self.bodies.get(authed)
+        if logs is None:
+            source = self.source(authed)
+            logs = self.bodies[authed] = encode_in_slices(source, _escaped_log, slice_s)
+        return logs
+
+    def fit(self, authed: bool, room: int, slice_s: float = SLICE_S) -> int:
+        """Put the logs from `sent` on that fit in `room` bytes in the next chunk; bytes used.
+
+        Sets `chunk_end` (`sent` itself when not even the next log fits).
+        """
+        logs = self.encoded(authed, slice_s)
+        start = self.sent
+        whole = sum(map(len, logs[start:])) + max(0, len(logs) - start - 1)
+        if whole <= room:
+            self.chunk_end = len(logs)
+            return whole
+        end, used = start, -1
+        while end < len(logs) and used + 1 + len(logs[end]) <= room:
+            used += 1 + len(logs[end])
+            end += 1
         self.chunk_end = end
-        return body
+        return max(0, used)
+
+    def segment(self, authed: bool) -> bytes:
+        """The chunk `sent:chunk_end` as one run of a body's `protoLogs`."""
+        return b",".join(self.encoded(authed)[self.sent : self.chunk_end])
 
     def finish_chunk(self, *, accepted: int, reason: str, end: int) -> int:
         """Account the chunk `sent:end`, of which the first `accepted` logs went out.
@@ -208,7 +229,7 @@ class LogsTransport(Protocol):
 
 def send_chunk(
     transport: Transport,
-    pending: Pending,
+    members: Sequence[Pending],
     url: str,
     *,
     authed: bool,
@@ -216,19 +237,38 @@ def send_chunk(
     headers: Mapping[str, str],
     timeout_s: float | None,
 ) -> HttpOutcome:
-    """POST the chunk `sent:chunk_end`: its body, and its records to a `LogsTransport`."""
+    """POST one body: each member's chunk `sent:chunk_end` in turn, and their records to a
+    `LogsTransport`."""
     if isinstance(transport, LogsTransport):
-        pending.partial_reason = transport.partial_reason
-        logs = pending.source(authed)[pending.sent : pending.chunk_end]
+        logs: list[FrontendLog] = []
+        for pending in members:
+            pending.partial_reason = transport.partial_reason
+            logs.extend(pending.source(authed)[pending.sent : pending.chunk_end])
         return transport.send_logs(url, logs=logs, body=body, headers=headers, timeout_s=timeout_s)
     return transport.request("POST", url, body=body, headers=headers, timeout_s=timeout_s)
 
 
 def observe_settled(
-    transport: Transport, settled: BatchSettled, deadline_s: float | None, now_s: float
+    transport: Transport,
+    settlements: Sequence[BatchSettled],
+    deadline_s: float | None,
+    now_s: float,
 ) -> None:
-    """Tell a `LogsTransport` a batch's settlement (the exporter's accounts, for its metrics)."""
-    if isinstance(transport, LogsTransport):
+    """Tell a `LogsTransport` what the batches of one body settled as (the exporter's accounts,
+    for its metrics): a batch's own settlement, or the sum of those that shared the body under
+    the first one's id, so a sink that sends its metrics after a settlement counts them all."""
+    if isinstance(transport, LogsTransport) and settlements:
+        settled = settlements[0]
+        if len(settlements) > 1:
+            dropped: collections.Counter[str] = collections.Counter()
+            for each in settlements:
+                dropped.update(each.dropped)
+            settled = BatchSettled(
+                batch_id=settled.batch_id,
+                exported_events=sum(s.exported_events for s in settlements),
+                exported_logs=sum(s.exported_logs for s in settlements),
+                dropped=dropped,
+            )
         timeout_s = None if deadline_s is None else max(0.0, deadline_s - now_s)
         try:
             transport.settled(settled, timeout_s)

@@ -19,16 +19,19 @@ __all__ = ["SLICE_S", "encode_in_slices"]
 SLICE_S = 0.0002
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-def encode_in_slices(items: Iterable[T], encode: Callable[[T], str]) -> list[str]:
-    """``[encode(item) for item in items]``, yielding the GIL after each slice of `SLICE_S`."""
-    out: list[str] = []
+def encode_in_slices(
+    items: Iterable[T], encode: Callable[[T], R], slice_s: float = SLICE_S
+) -> list[R]:
+    """``[encode(item) for item in items]``, yielding the GIL after each slice of `slice_s`."""
+    out: list[R] = []
     clock = time.perf_counter
     started = clock()
     for item in items:
         out.append(encode(item))
-        if clock() - started >= SLICE_S:
+        if clock() - started >= slice_s:
             os.sched_yield()
             started = clock()
     return out

@@ -19,6 +19,7 @@ import pykka
 import pytest
 
 from actors._aggregate.statements import build_log
+from actors._export import outbox
 from actors._export.http import HttpOutcome
 from actors._runtime.timer import Timer
 from actors.exporter import ExporterActor
@@ -106,8 +107,13 @@ class Harness:
     next_id: int = 0
 
     def send(
-        self, context: ConnectionContext = AUTHED, counts: tuple[int, ...] = (1,)
+        self,
+        context: ConnectionContext = AUTHED,
+        counts: tuple[int, ...] = (1,),
+        alone: bool = True,
     ) -> ExportBatch:
+        """Tell a batch; `alone`: wait until the exporter has sent it (or queued it behind the
+        rate limit), so it does not share a body with the next one."""
         self.next_id += 1
         logs = tuple(
             build_log(
@@ -134,6 +140,9 @@ class Harness:
             reply_to=self.aggregator.ref,
         )
         self.ref.tell(batch)
+        if alone:  # the first ask follows the batch, the second the send it tells itself
+            self.ref.ask(DumpState(), timeout=ASK_S)
+            self.ref.ask(DumpState(), timeout=ASK_S)
         return batch
 
     def snapshot(self) -> dict[str, Any]:
@@ -515,7 +524,7 @@ def test_half_open_probes_go_one_at_a_time(
 
     exporter.transport.answer(held)
     for _ in range(3):
-        exporter.send()
+        exporter.send(alone=False)  # the probe holds the exporter: nothing would answer an ask
     wait_until(lambda: exporter.transport.in_flight == 1, what="the probe in flight")
     assert len(exporter.transport.requests) == 1  # only the first failure is done
     release.set(None)
@@ -598,14 +607,141 @@ def test_the_exporter_takes_every_batch_handed_over_and_drops_none_for_room(
 
     (first,) = exporter.settled(1)
     assert (first.batch_id, first.dropped) == (batches[0].batch_id, {})
+    exporter.timer.wait_pending(Pump)
     assert exporter.snapshot()["queued_batches"] == 3
-    for done in range(2, 5):
-        clock.advance(1.0)
-        exporter.timer.fire(Pump)
-        exporter.settled(done)
+    clock.advance(1.0)
+    exporter.timer.fire(Pump)
     settled = exporter.settled(4)
     assert sorted(s.batch_id for s in settled if s.exported_events == 2) == [1, 2, 3, 4]
     assert exporter.snapshot()["dropped"] == {}
+
+
+# --- batches waiting together share a request ---------------------------------------------------
+
+
+def held_back(exporter: Harness, clock: FakeClock, *contexts: ConnectionContext) -> None:
+    """Spend the one token on a first batch, queue one batch per context behind it, refill."""
+    exporter.send(counts=(1,))
+    exporter.settled(1)
+    for context in contexts:
+        exporter.send(context, counts=(2, 1))
+    exporter.timer.wait_pending(Pump)
+    assert exporter.snapshot()["queued_batches"] == len(contexts)
+    clock.advance(1.0)
+
+
+def test_batches_waiting_for_a_token_go_in_one_request_per_credentials(
+    start: Callable[..., Harness], clock: FakeClock
+) -> None:
+    exporter = start(rate_limit_burst=1, rate_limit_per_s=1.0)
+    other = make_context(2, bearer("token-2"))
+    same_value = make_context(3, bearer("token-1"))  # another provider, the same credentials
+    held_back(exporter, clock, AUTHED, other, same_value, AUTHED, make_context(4, None))
+
+    exporter.timer.fire(Pump)
+    exporter.transport.wait_requests(2)
+    merged = exporter.transport.requests[1]
+    assert merged.headers["Authorization"] == "Bearer token-1"
+    assert [log["entry"]["sql_driver_log"]["session_id"] for log in merged.proto_logs()] == [
+        "s-2-0",
+        "s-2-1",
+        "s-4-0",
+        "s-4-1",
+        "s-5-0",
+        "s-5-1",
+    ]
+    assert exporter.snapshot()["queued_batches"] == 2  # token-2's and the unauthenticated one
+    for sent in (3, 4):
+        clock.advance(1.0)
+        exporter.timer.fire(Pump)
+        exporter.transport.wait_requests(sent)
+        exporter.snapshot()  # the exporter is done with this pump before the clock moves
+    requests = exporter.transport.wait_requests(4)
+    assert requests[2].headers["Authorization"] == "Bearer token-2"
+    assert requests[3].url == BASE_URL + "/telemetry-unauth"
+    assert [len(r.proto_logs()) for r in requests] == [1, 6, 2, 2]
+    settled = exporter.settled(6)
+    assert Counter(s.batch_id for s in settled) == Counter(range(1, 7))
+    assert all(s.dropped == {} for s in settled)
+    assert sorted(s.exported_events for s in settled) == [1, 3, 3, 3, 3, 3]
+    assert exporter.snapshot()["stats"]["merged_batches"] == 2
+
+
+def test_a_partial_answer_to_a_shared_request_is_shared_in_body_order(
+    start: Callable[..., Harness], clock: FakeClock
+) -> None:
+    exporter = start(rate_limit_burst=1, rate_limit_per_s=1.0)
+    held_back(exporter, clock, AUTHED, AUTHED, AUTHED)
+    exporter.transport.answer(export_ok(3))  # the first batch's two logs, one of the second's
+
+    exporter.timer.fire(Pump)
+    settled = {s.batch_id: s for s in exporter.settled(4)}
+    assert (settled[2].exported_events, settled[2].dropped) == (3, {})
+    assert (settled[3].exported_events, settled[3].exported_logs) == (2, 1)
+    assert settled[3].dropped == {"partial_rejected": 1}
+    assert (settled[4].exported_events, settled[4].dropped) == (0, {"partial_rejected": 3})
+
+
+def test_each_batch_of_a_failed_shared_request_retries_on_its_own(
+    start: Callable[..., Harness], clock: FakeClock
+) -> None:
+    exporter = start(rate_limit_burst=1, rate_limit_per_s=1.0, max_retries=1)
+    held_back(exporter, clock, AUTHED, AUTHED)
+    exporter.transport.answer(status(503), status(503))
+
+    exporter.timer.fire(Pump)
+    retries = exporter.timer.wait_pending(RetryBatch, count=2)
+    assert sorted(r.message.batch_id for r in retries) == [2, 3]
+    exporter.timer.fire(RetryBatch)
+    exporter.timer.fire(RetryBatch)
+    reply = pykka.ThreadingFuture[Any]()
+    exporter.ref.tell(Flush(reply=reply))  # both wait for a token again: they share again
+    assert reply.get(timeout=ASK_S) is True
+    settled = exporter.settled(3)
+    assert [(s.batch_id, s.dropped) for s in settled[1:]] == [
+        (2, {"export_failed": 3}),  # each had one retry, and the second answer failed too
+        (3, {"export_failed": 3}),
+    ]
+    assert [len(r.proto_logs()) for r in exporter.transport.requests] == [1, 4, 4]
+
+
+def test_batches_that_arrive_while_a_request_is_under_way_share_the_next_one(
+    start: Callable[..., Harness], wait_until: Callable[..., Any]
+) -> None:
+    exporter = start()  # tokens to spare: the exporter itself is what they wait for
+    release = pykka.ThreadingFuture[None]()
+
+    def held(request: Any) -> HttpOutcome:
+        release.get(timeout=ASK_S)
+        return export_ok(1)
+
+    exporter.transport.answer(held)
+    exporter.send(alone=False)
+    wait_until(lambda: exporter.transport.in_flight == 1, what="the first request in flight")
+    for _ in range(3):
+        exporter.send(counts=(1, 1), alone=False)
+    release.set(None)
+
+    settled = exporter.settled(4)
+    assert Counter(s.batch_id for s in settled) == Counter(range(1, 5))
+    assert [len(r.proto_logs()) for r in exporter.transport.requests] == [1, 6]
+    assert sum(s.exported_events for s in settled) == 7
+
+
+def test_a_shared_body_stays_under_the_cap_and_what_does_not_fit_waits(
+    start: Callable[..., Harness], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exporter = start(rate_limit_burst=1, rate_limit_per_s=1.0)
+    held_back(exporter, clock, AUTHED, AUTHED, AUTHED)
+    one = len(exporter.transport.requests[0].body)
+    monkeypatch.setattr(outbox, "MAX_BODY_BYTES", 5 * one)  # four logs, not six
+
+    exporter.timer.fire(Pump)
+    settled = exporter.settled(3)
+    assert [s.batch_id for s in settled] == [1, 2, 3]
+    assert len(exporter.transport.requests[1].proto_logs()) == 4
+    assert len(exporter.transport.requests[1].body) <= 5 * one
+    assert exporter.snapshot()["queued_batches"] == 1
 
 
 def test_flush_sends_queued_batches_past_the_rate_limit_and_replies(

@@ -274,6 +274,18 @@ def test_proto_log_bytes_is_exactly_what_one_more_log_adds_to_a_body(text: str) 
     assert len(two) - len(one) == wire.proto_log_bytes(text)
 
 
+@given(
+    st.lists(st.lists(st.text(), min_size=1, max_size=4), max_size=4),
+    st.integers(min_value=0, max_value=2**53),
+)
+def test_a_body_joined_from_escaped_runs_is_byte_for_byte_the_converters(
+    runs: list[list[str]], upload_time_ms: int
+) -> None:
+    segments = [b",".join(wire.escape_log(text) for text in run) for run in runs]
+    logs = [text for run in runs for text in run]
+    assert wire.request_body(segments, upload_time_ms) == wire.encode_request(logs, upload_time_ms)
+
+
 def test_the_local_endpoints_validator_stays_independent_of_the_clients_converter() -> None:
     # It is the oracle the converter is held to: sharing code would make the check circular.
     import ast
