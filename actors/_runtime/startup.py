@@ -18,12 +18,12 @@ import pykka
 
 from actors._export.http import new_pool_manager
 from actors._runtime import operations
-from actors._runtime.process import guarded, reentered, state
+from actors._runtime.process import FastLease, Holders, guarded, reentered, state
 from actors.registry import RegistryActor
-from messages.commands import Connect, ConnectionContext, HostLease
+from messages.commands import Connect, ConnectionContext, Disconnect
 from messages.config import KILL_SWITCH_ENV, TelemetrySettings, env_var_name
 
-__all__ = ["pool", "published_lease", "registry", "settings_of"]
+__all__ = ["leave", "pool", "published_lease", "registry", "settings_of"]
 
 
 def registry() -> pykka.ActorRef[Any] | None:
@@ -101,23 +101,49 @@ def pool() -> Any:
     return pool
 
 
-def published_lease(context: ConnectionContext) -> HostLease | None:
+def published_lease(context: ConnectionContext) -> FastLease | None:
     """A live tree's published lease, taken without waiting for the registry, or None.
 
-    The registry is told the connect (it counts the lease as if asked); the inbox order makes
-    this safe while the lease's `reuse_until` has not passed (see `process.FastLease`).
+    The connection joins the lease's `Holders` first, then finds the lease still published and
+    valid (see `process.FastLease`). The registry is told the connect only when its auth, user
+    agent or workspace differ from the last one told (the flag fetcher may want them); other
+    connects are counted in `Holders` and send no message.
     """
-    fast, registry = state.leases.get(context.host), state.registry
-    if fast is None or registry is None or fast.reuse_until <= time.monotonic():
+    host, connection_id = context.host, context.connection_id
+    fast, registry = state.leases.get(host), state.registry
+    if fast is None or registry is None:
         return None
-    lease: HostLease = fast.lease
+    holders, generation = fast.holders, fast.lease.generation
+    holders.ids.add(connection_id)
+    current = state.leases.get(host)
+    if current is None or current.holders is not holders or current.reuse_until <= time.monotonic():
+        leave(holders, host, generation, connection_id)  # the tree lingers out: ask the registry
+        return None
+    told, auth, rest = holders.told, context.auth, (context.user_agent, context.workspace_id)
+    if told is not None and told[0] is auth and told[1:] == rest:
+        next(holders.connects)
+        return current
+    holders.told = (auth, *rest)
     try:
-        registry.tell(
-            Connect(host=context.host, context=context, tree_config=None, reuse=lease.generation)
-        )
+        registry.tell(Connect(host=host, context=context, tree_config=None, reuse=generation))
     except Exception:  # the registry has stopped: ask the next one
+        holders.ids.discard(connection_id)
         return None
-    return lease
+    return current
+
+
+def leave(holders: Holders, host: str, generation: int, connection_id: int) -> None:
+    """Leave a tree joined through its published lease; may raise (the registry stopped).
+
+    The registry is told only when that left the tree without holders: it lingers then (a
+    linger's end that saw this connection join may have kept the tree for it).
+    """
+    holders.ids.discard(connection_id)
+    registry = state.registry
+    if not holders.ids and registry is not None:
+        registry.tell(
+            Disconnect(host=host, generation=generation, connection_id=connection_id, counted=True)
+        )
 
 
 _ENV_NAMES = (
