@@ -221,6 +221,19 @@ def connect(
     connection. `session` is an optional ``requests.Session``-like transport to reuse.
     """
     address = check_setup(host, driver, settings, auth, properties, http_path, session)
+    return open_checked(address, properties, driver, auth, http_path, settings, session)
+
+
+def open_checked(
+    address: HostAddress,
+    properties: Mapping[str, object] | None,
+    driver: DriverInfo,
+    auth: AuthProvider | None,
+    http_path: str | None,
+    settings: TelemetrySettings | None,
+    session: SessionLike | None = None,
+) -> Connection:
+    """`connect()` for input `check_setup()` accepted already (the host as it returned it)."""
     if settings is None:
         settings = startup.settings_of(properties)
     handle = Connection(address.key, (address, driver, auth, http_path, settings, session))

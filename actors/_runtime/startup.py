@@ -172,7 +172,7 @@ def settings_of(properties: Mapping[str, object] | None) -> TelemetrySettings:
     try:
         if not isinstance(data, dict):
             raise TypeError("no raw environment")
-        env = tuple(data.get(key) for key in _ENV_KEYS)
+        env = tuple(map(data.get, _ENV_KEYS))
         props = () if properties is None else tuple(sorted(properties.items()))
         key = (props, env)
         cached = _SETTINGS_CACHE.get(key)

@@ -31,7 +31,7 @@ class Session:
     def __init__(self, handle: Any, session_id: str) -> None:
         self.handle = handle  # the telemetry `Connection`, or None when it could not be opened
         self.session_id = session_id
-        self.cursors: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.cursors: weakref.WeakSet[Any] | None = None  # made by the first cursor
         self.finalizer: weakref.finalize[Any, Any] | None = None
 
     @classmethod
@@ -76,7 +76,10 @@ class Session:
     def add(self, cursor: Finishing) -> None:
         """Remember a cursor whose open statement the session's end must complete."""
         try:
-            self.cursors.add(cursor)
+            cursors = self.cursors
+            if cursors is None:  # first cursors made at once on two threads: one may go
+                cursors = self.cursors = weakref.WeakSet()  # untracked, as in a race with end()
+            cursors.add(cursor)
         except Exception:
             logger.debug("telemetry: cursor not tracked", exc_info=True)
 
@@ -94,7 +97,7 @@ class Session:
         if finalizer is None or not finalizer.detach():
             return  # telemetry off, or already ended
         try:
-            cursors = list(self.cursors)
+            cursors = list(self.cursors or ())
         except Exception:  # a cursor made on another thread meanwhile: leave them to the aggregator
             cursors = []
         try:
