@@ -159,6 +159,7 @@ class RegistryActor(GuardedActor):
         return entry.lease
 
     def _start(self, message: Connect, config: TreeConfig) -> HostEntry:
+        holders = Holders()
         tree = start_tree(
             config,
             next(_GENERATIONS),
@@ -166,10 +167,11 @@ class RegistryActor(GuardedActor):
             message.context,
             cached_flag=self._flag_cache.get(message.host),
             breaker_state=self._breakers.get(message.host),
+            holders=holders,
         )
         lease = HostLease(generation=tree.generation, aggregator=tree.aggregator, flag=tree.flag)
         entry = self._hosts[message.host] = HostEntry(
-            tree=tree, config=config, holders=Holders(), lease=lease
+            tree=tree, config=config, holders=holders, lease=lease
         )
         return entry
 

@@ -61,16 +61,18 @@ class Holders:
     it there and tells the registry only when that left the set empty. A set's add and discard of
     an int are atomic, so no lock: the registry reads the set whenever it would linger or stop,
     and a connect it does not see then finds the lease expired or unpublished. `told` is the
-    last (auth, user agent, workspace) a connect told the registry (any thread writes it; a
-    stale read costs one more message). `connects` and `disconnects` count, atomically, those
-    that sent no message, for the registry's counts.
+    last (auth, user agent, workspace) the registry was told (any thread writes it; a stale read
+    costs one more message). `latest` is the newest such connection's context, authenticated if
+    any was (driver threads write it, the flag fetcher reads it when it fetches). `connects` and
+    `disconnects` count, atomically, those that sent no message, for the registry's counts.
     """
 
-    __slots__ = ("connects", "disconnects", "ids", "told")
+    __slots__ = ("connects", "disconnects", "ids", "latest", "told")
 
     def __init__(self) -> None:
         self.ids: set[int] = set()
         self.told: tuple[Any, ...] | None = None
+        self.latest: Any = None  # a `ConnectionContext`
         self.connects = itertools.count()
         self.disconnects = itertools.count()
 

@@ -105,9 +105,10 @@ def published_lease(context: ConnectionContext) -> FastLease | None:
     """A live tree's published lease, taken without waiting for the registry, or None.
 
     The connection joins the lease's `Holders` first, then finds the lease still published and
-    valid (see `process.FastLease`). The registry is told the connect only when its auth, user
-    agent or workspace differ from the last one told (the flag fetcher may want them); other
-    connects are counted in `Holders` and send no message.
+    valid (see `process.FastLease`). The registry is told the connect only when it brings the
+    tree's first credentials (the flag fetcher may fetch again at once with them); other
+    connects are counted in `Holders` and send no message, and the flag fetcher reads the
+    newest one's context from there when it next fetches.
     """
     host, connection_id = context.host, context.connection_id
     fast, registry = state.leases.get(host), state.registry
@@ -119,11 +120,14 @@ def published_lease(context: ConnectionContext) -> FastLease | None:
     if current is None or current.holders is not holders or current.reuse_until <= time.monotonic():
         leave(holders, host, generation, connection_id)  # the tree lingers out: ask the registry
         return None
-    told, auth, rest = holders.told, context.auth, (context.user_agent, context.workspace_id)
-    if told is not None and told[0] is auth and told[1:] == rest:
-        next(holders.connects)
+    auth = context.auth
+    if auth is not None or holders.latest is None:
+        holders.latest = context  # what the flag fetcher uses at its next fetch
+    told = holders.told
+    if told is not None and (auth is None or told[0] is not None):
+        next(holders.connects)  # no first credentials: nothing for the registry to do now
         return current
-    holders.told = (auth, *rest)
+    holders.told = (auth, context.user_agent, context.workspace_id)
     try:
         registry.tell(Connect(host=host, context=context, tree_config=None, reuse=generation))
     except Exception:  # the registry has stopped: ask the next one

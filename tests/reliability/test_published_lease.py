@@ -1,8 +1,8 @@
 """Connects through a live tree's published lease: no registry message, exact counts, linger kept.
 
 A connect on a host whose tree is live or lingers joins the tree's holders on its own thread; the
-registry hears of it only when its auth, user agent or workspace differ from the last it was told,
-and of a close only when it leaves the tree without holders.
+registry hears of it only when it brings the tree's first credentials, and of a close only when
+it leaves the tree without holders.
 """
 
 from __future__ import annotations
@@ -65,21 +65,26 @@ def test_connects_and_closes_with_the_same_auth_on_a_live_tree_send_the_registry
     keeper.close()
 
 
-def test_a_connect_with_other_credentials_tells_the_registry_for_the_flag_fetcher(
+def test_only_a_connect_bringing_the_trees_first_credentials_tells_the_registry(
     make_endpoint: Make, registry_messages: collections.Counter[str]
 ) -> None:
     endpoint = make_endpoint()
     settings = fast_settings()
-    first = actors.connect(endpoint.url, driver=DRIVER, auth=bearer(TOKEN), settings=settings)
-    second = actors.connect(endpoint.url, driver=DRIVER, auth=bearer(TOKEN), settings=settings)
-    third = actors.connect(endpoint.url, driver=DRIVER, auth=None, settings=settings)
-
+    opened = [actors.connect(endpoint.url, driver=DRIVER, auth=None, settings=settings)]
+    opened.append(actors.connect(endpoint.url, driver=DRIVER, auth=None, settings=settings))
     actors.dump_state()
-    assert registry_messages["Connect"] == 3  # each provider is another object
-    for connection in (first, second, third):
+    assert registry_messages["Connect"] == 1  # the first, asked
+    for _ in range(3):  # a provider per connection, as in the README's embedding pattern
+        opened.append(
+            actors.connect(endpoint.url, driver=DRIVER, auth=bearer(TOKEN), settings=settings)
+        )
+    actors.dump_state()
+    assert registry_messages["Connect"] == 2  # the first with credentials: the flag may use them
+    for connection in opened:
         connection.close()
-    actors.dump_state()
+    state = actors.dump_state()
     assert registry_messages["Disconnect"] == 1  # the close that left the tree without holders
+    assert (state["registry"]["connects"], state["registry"]["disconnects"]) == (5, 5)
 
 
 def test_a_connection_that_joined_a_lingering_tree_through_its_lease_keeps_it_past_the_linger(
