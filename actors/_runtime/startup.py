@@ -7,6 +7,7 @@ No lock is held while anything here starts actors, logs or calls user code: a lo
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 import time
@@ -118,7 +119,10 @@ def published_lease(context: ConnectionContext) -> FastLease | None:
     holders.ids.add(connection_id)
     current = state.leases.get(host)
     if current is None or current.holders is not holders or current.reuse_until <= time.monotonic():
-        leave(holders, host, generation, connection_id)  # the tree lingers out: ask the registry
+        # The tree lingers out or stops: leave it and ask the registry (if this one has
+        # stopped, the next one is asked; nothing is logged, this may run in a logging handler).
+        with contextlib.suppress(Exception):
+            leave(holders, host, generation, connection_id)
         return None
     auth = context.auth
     if auth is not None or holders.latest is None:
@@ -131,7 +135,8 @@ def published_lease(context: ConnectionContext) -> FastLease | None:
     try:
         registry.tell(Connect(host=host, context=context, tree_config=None, reuse=generation))
     except Exception:  # the registry has stopped: ask the next one
-        holders.ids.discard(connection_id)
+        with contextlib.suppress(Exception):
+            leave(holders, host, generation, connection_id)
         return None
     return current
 

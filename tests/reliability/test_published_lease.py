@@ -11,11 +11,13 @@ import collections
 from collections.abc import Callable
 from typing import Any
 
+import pykka
 import pytest
 from _support import DRIVER, TOKEN, assert_balanced, bearer, fast_settings, wait_until
 
 import actors
 import actors.registry
+from actors._runtime.process import FastLease, state
 from actors.tools.local_endpoint import LocalEndpoint
 from messages import events as ev
 
@@ -113,3 +115,32 @@ def test_a_connection_that_joined_a_lingering_tree_through_its_lease_keeps_it_pa
     )
     assert_balanced(final["accounting"], told)
     assert final["accounting"]["exported"] == told
+
+
+class StoppedRegistry:
+    """A registry reference whose actor has stopped (as pykka's stop_all() would leave it)."""
+
+    def is_alive(self) -> bool:
+        return False
+
+    def tell(self, message: object) -> None:
+        raise pykka.ActorDeadError("RegistryActor stopped")
+
+
+def test_a_connect_on_an_expired_lease_of_a_stopped_registry_never_raises(
+    make_endpoint: Make,
+) -> None:
+    endpoint = make_endpoint()
+    settings = fast_settings(idle_linger_ms=5000)
+    actors.connect(endpoint.url, driver=DRIVER, auth=bearer(TOKEN), settings=settings).close()
+    actors.dump_state()  # the close handled: the tree lingers, its lease published
+    fast = state.leases[endpoint.host_port]
+    state.leases[endpoint.host_port] = FastLease(fast.lease, 0.0, fast.holders)  # expired
+    published = state.registry
+    state.registry = StoppedRegistry()  # type: ignore[assignment]
+
+    connection = actors.connect(endpoint.url, driver=DRIVER, auth=bearer(TOKEN), settings=settings)
+    connection.close()  # on a tree of the registry started in its place
+    assert actors.shutdown(2.0)
+    state.registry = published  # then the first registry, with its lingering tree
+    assert actors.shutdown(2.0)
