@@ -69,6 +69,7 @@ class HostEntry:
     holders: Holders
     lease: HostLease
     linger: TimerHandle | None = None
+    linger_until: float = 0.0  # monotonic: when `linger` is due
 
     @property
     def connections(self) -> set[int]:
@@ -110,8 +111,10 @@ class RegistryActor(GuardedActor):
                 self._disconnect(message)
             case LingerEnded(host=host, generation=generation):
                 entry = self._hosts.get(host)
-                if entry is None or entry.tree.generation != generation:
+                if entry is None or entry.tree.generation != generation or entry.linger is None:
                     return None
+                if time.monotonic() < entry.linger_until:
+                    return None  # an earlier linger's, told as it was cancelled: this one is later
                 if not entry.connections:
                     self._stop_host(
                         host, time.monotonic() + entry.config.settings.shutdown_timeout_s
@@ -242,6 +245,7 @@ class RegistryActor(GuardedActor):
             self._publish(message.host, entry, time.monotonic() + linger_s - margin_s)
         if entry.linger is not None:  # a close through the published lease while it lingered
             entry.linger.cancel()
+        entry.linger_until = time.monotonic() + linger_s  # before the timer reads its clock
         entry.linger = self._timer.schedule(
             linger_s,
             self.actor_ref,
