@@ -20,6 +20,7 @@ import actors.registry
 from actors._runtime.process import FastLease, state
 from actors.tools.local_endpoint import LocalEndpoint
 from messages import events as ev
+from messages.commands import LingerEnded
 
 Make = Callable[..., LocalEndpoint]
 
@@ -144,3 +145,21 @@ def test_a_connect_on_an_expired_lease_of_a_stopped_registry_never_raises(
     assert actors.shutdown(2.0)
     state.registry = published  # then the first registry, with its lingering tree
     assert actors.shutdown(2.0)
+
+
+def test_a_linger_end_told_before_the_pending_linger_is_due_leaves_the_tree_lingering(
+    make_endpoint: Make,
+) -> None:
+    endpoint = make_endpoint()
+    host = endpoint.host_port
+    settings = fast_settings(idle_linger_ms=5000)
+    actors.connect(endpoint.url, driver=DRIVER, auth=bearer(TOKEN), settings=settings).close()
+    report = actors.dump_state()["hosts"][host]
+    assert report["lingering"]
+    registry = state.registry
+    assert registry is not None
+    # As an earlier linger's end would arrive when a close rescheduled it just as it was told.
+    registry.tell(LingerEnded(host=host, generation=report["generation"]))
+
+    again = actors.dump_state()["hosts"][host]
+    assert (again["live"], again["lingering"], again["finished_trees"]) == (True, True, 0)
