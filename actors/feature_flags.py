@@ -17,6 +17,7 @@ from actors._export.http import Transport
 from actors._export.retry import FLAG_FAILURE_HOLD_S, RetryPolicy, Verdict
 from actors._runtime.base import GuardedActor
 from actors._runtime.contain import FAILED, call_user
+from actors._runtime.process import Holders
 from actors._runtime.timer import Timer, TimerHandle
 from messages.commands import (
     ConnectionContext,
@@ -80,8 +81,10 @@ class FeatureFlagActor(GuardedActor):
         context: ConnectionContext,
         driver_version: str,
         clock: Callable[[], float] = time.monotonic,
+        holders: Holders | None = None,
     ) -> None:
         super().__init__()
+        self._holders = holders
         version = quote(driver_version, safe="")
         self._url = f"{base_url}/api/2.0/connector-service/feature-flags/PYTHON/{version}"
         self._settings = settings
@@ -134,6 +137,7 @@ class FeatureFlagActor(GuardedActor):
 
     def _fetch(self) -> None:
         self._fetches += 1
+        self._adopt_latest()
         headers = {"Accept": "application/json", "User-Agent": self._context.user_agent}
         provider = self._context.auth
         if provider is not None:
@@ -162,6 +166,16 @@ class FeatureFlagActor(GuardedActor):
             return
         self._failures += 1
         self._decide(False, decision.source or "fetch_failed", decision.delay_s)
+
+    def _adopt_latest(self) -> None:
+        """Use the newest connection that joined through the published lease, as `UseConnection`
+        would: an authenticated one, or any while none is (connection ids grow with time)."""
+        latest = self._holders.latest if self._holders is not None else None
+        current = self._context
+        if latest is None or latest.connection_id <= current.connection_id:
+            return
+        if latest.auth is not None or current.auth is None:
+            self._context = latest
 
     def _decide(self, enabled: bool, source: str, ttl_s: float | None) -> None:
         self._source = source

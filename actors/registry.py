@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from actors._runtime.base import GuardedActor
-from actors._runtime.process import FastLease, state
+from actors._runtime.process import FastLease, Holders, count_of, state
 from actors._runtime.timer import Timer, TimerHandle
 from actors.feature_flags import FlagView
 from actors.supervisor import HostTree, TreeConfig, start_tree
@@ -66,8 +66,19 @@ class HostEntry:
 
     tree: HostTree
     config: TreeConfig
-    connections: set[int]
+    holders: Holders
+    lease: HostLease
     linger: TimerHandle | None = None
+    linger_until: float = 0.0  # monotonic: when `linger` is due
+
+    @property
+    def connections(self) -> set[int]:
+        """Ids of the connections holding a lease (some joined on their own threads)."""
+        return self.holders.ids
+
+    def counts(self) -> tuple[int, int]:
+        """Connects and disconnects through the published lease that sent no message."""
+        return count_of(self.holders.connects), count_of(self.holders.disconnects)
 
 
 class RegistryActor(GuardedActor):
@@ -100,10 +111,18 @@ class RegistryActor(GuardedActor):
                 self._disconnect(message)
             case LingerEnded(host=host, generation=generation):
                 entry = self._hosts.get(host)
-                if entry and entry.tree.generation == generation and not entry.connections:
+                if entry is None or entry.tree.generation != generation or entry.linger is None:
+                    return None
+                if time.monotonic() < entry.linger_until:
+                    return None  # an earlier linger's, told as it was cancelled: this one is later
+                if not entry.connections:
                     self._stop_host(
                         host, time.monotonic() + entry.config.settings.shutdown_timeout_s
                     )
+                elif entry.linger is not None:  # joined through the published lease meanwhile
+                    entry.linger.cancel()
+                    entry.linger = None
+                    self._publish(host, entry, math.inf)
             case TreeStopped(host=host, final=final):
                 self._tree_stopped(host, final)
             case FacadeDropped(host=host, reason=reason, count=count):
@@ -136,19 +155,14 @@ class RegistryActor(GuardedActor):
                 entry.linger.cancel()
                 entry.linger = None
             entry.tree.supervisor.tell(UseConnection(context=message.context))
-        entry.connections.add(message.context.connection_id)
-        lease = HostLease(
-            generation=entry.tree.generation,
-            aggregator=entry.tree.aggregator,
-            flag=entry.tree.flag,
-        )
-        # Only the published registry publishes leases, and only for a tree that lingers long
-        # enough for a connect told on a stale read to reach this inbox before the linger ends.
-        if state.registry is self.actor_ref and entry.config.settings.idle_linger_s >= 0.1:
-            state.leases[message.host] = FastLease(lease, math.inf)
-        return lease
+        context = message.context
+        entry.connections.add(context.connection_id)
+        entry.holders.told = (context.auth, context.user_agent, context.workspace_id)
+        self._publish(message.host, entry, math.inf)
+        return entry.lease
 
     def _start(self, message: Connect, config: TreeConfig) -> HostEntry:
+        holders = Holders()
         tree = start_tree(
             config,
             next(_GENERATIONS),
@@ -156,9 +170,22 @@ class RegistryActor(GuardedActor):
             message.context,
             cached_flag=self._flag_cache.get(message.host),
             breaker_state=self._breakers.get(message.host),
+            holders=holders,
         )
-        entry = self._hosts[message.host] = HostEntry(tree=tree, config=config, connections=set())
+        lease = HostLease(generation=tree.generation, aggregator=tree.aggregator, flag=tree.flag)
+        entry = self._hosts[message.host] = HostEntry(
+            tree=tree, config=config, holders=holders, lease=lease
+        )
         return entry
+
+    def _publish(self, host: str, entry: HostEntry, reuse_until: float) -> None:
+        """Publish the tree's lease for connects to take without asking, until `reuse_until`.
+
+        Only the published registry publishes leases, and only for a tree that lingers long
+        enough for a connect told on a stale read to reach this inbox before the linger ends.
+        """
+        if state.registry is self.actor_ref and entry.config.settings.idle_linger_s >= 0.1:
+            state.leases[host] = FastLease(entry.lease, reuse_until, entry.holders)
 
     def _tree_stopped(self, host: str, final: TreeFinal) -> None:
         self._stopping.pop((host, final.generation), None)
@@ -202,7 +229,7 @@ class RegistryActor(GuardedActor):
         entry = self._hosts.get(message.host)
         if entry is None or entry.tree.generation != message.generation:
             return  # a lease on a tree that has already been stopped (e.g. by shutdown)
-        self._disconnects += 1
+        self._disconnects += not message.counted
         entry.connections.discard(message.connection_id)
         if entry.connections:
             return
@@ -213,12 +240,12 @@ class RegistryActor(GuardedActor):
             return
         if self._timer is None:
             self._timer = Timer("registry")
-        fast = state.leases.get(message.host)
-        if fast is not None:
+        if state.leases.get(message.host) is not None:
             margin_s = min(_REUSE_MARGIN_S, linger_s / 2)
-            state.leases[message.host] = FastLease(
-                fast.lease, time.monotonic() + linger_s - margin_s
-            )
+            self._publish(message.host, entry, time.monotonic() + linger_s - margin_s)
+        if entry.linger is not None:  # a close through the published lease while it lingered
+            entry.linger.cancel()
+        entry.linger_until = time.monotonic() + linger_s  # before the timer reads its clock
         entry.linger = self._timer.schedule(
             linger_s,
             self.actor_ref,
@@ -228,6 +255,9 @@ class RegistryActor(GuardedActor):
     def _stop_host(self, host: str, deadline_s: float) -> None:
         entry = self._hosts.pop(host)
         state.leases.pop(host, None)  # before the Stop: later connects ask
+        connects, disconnects = entry.counts()
+        self._connects += connects
+        self._disconnects += disconnects
         if entry.linger is not None:
             entry.linger.cancel()
         self._flag_cache[host] = entry.tree.flag
@@ -241,7 +271,7 @@ class RegistryActor(GuardedActor):
                     host=host,
                     tree=entry.tree,
                     refcount=len(entry.connections),
-                    lingering=entry.linger is not None,
+                    lingering=entry.linger is not None and not entry.connections,
                 )
                 for host, entry in self._hosts.items()
             ),
@@ -252,8 +282,8 @@ class RegistryActor(GuardedActor):
             history=tuple(self._history.values()),
             forgotten=self._forgotten,
             forgotten_hosts=self._forgotten_hosts,
-            connects=self._connects,
-            disconnects=self._disconnects,
+            connects=self._connects + sum(e.counts()[0] for e in self._hosts.values()),
+            disconnects=self._disconnects + sum(e.counts()[1] for e in self._hosts.values()),
             handler_errors=self.handler_errors,
         )
 

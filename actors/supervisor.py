@@ -13,6 +13,7 @@ import attrs
 import pykka
 
 from actors._runtime.base import GuardedActor
+from actors._runtime.process import Holders
 from actors._runtime.timer import Timer
 from actors.aggregator import AggregatorActor
 from actors.exporter import ExporterActor, StopSignal
@@ -151,11 +152,13 @@ def start_tree(
     first: ConnectionContext,
     cached_flag: FlagView | None = None,
     breaker_state: BreakerSnapshot | None = None,
+    holders: Holders | None = None,
 ) -> HostTree:
     """Start a host's exporter, aggregator, flag fetcher and supervisor (in that order).
 
     `cached_flag` is the previous tree's flag view: a decision still within its TTL is reused;
-    `breaker_state` is the previous tree's final breaker snapshot: the breaker is per host.
+    `breaker_state` is the previous tree's final breaker snapshot: the breaker is per host;
+    `holders` are the tree's connections (the flag fetcher reads the newest one's context).
     """
     timer = Timer(f"{config.address.key}#{generation}")
     view = FlagView(cached_flag)
@@ -178,6 +181,7 @@ def start_tree(
         view=view,
         context=first,
         driver_version=config.driver_version,
+        holders=holders,
     )
     final: pykka.ThreadingFuture[TreeFinal] = pykka.ThreadingFuture()
     supervisor = HostSupervisor.start(

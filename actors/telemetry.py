@@ -31,6 +31,7 @@ from actors._runtime.lane import EventLane
 from actors._runtime.operations import dump_state, flush, shutdown
 from actors._runtime.process import (
     ASK_TIMEOUT_S,
+    Holders,
     ask,
     cannot_wait,
     drop,
@@ -75,6 +76,7 @@ class Connection:
         "_epoch",
         "_flag",
         "_generation",
+        "_holders",
         "_lane",
         "host",
     )
@@ -89,9 +91,13 @@ class Connection:
         self._alive: Any = None
         self._flag: Any = None
         self._generation = 0
+        self._holders: Holders | None = None
 
-    def _bind(self, context: ConnectionContext, lease: HostLease) -> None:
+    def _bind(
+        self, context: ConnectionContext, lease: HostLease, holders: Holders | None = None
+    ) -> None:
         self._context = context
+        self._holders = holders
         inbox = getattr(lease.aggregator, "actor_inbox", None)
         lane = getattr(inbox, "lane", None)
         self._lane = lane if isinstance(lane, EventLane) else None
@@ -137,13 +143,16 @@ class Connection:
         try:
             if self._lane is None or self._context is None or self._epoch != state.epoch:
                 return
+            holders, connection_id = self._holders, self._context.connection_id
+            if holders is not None:  # took the published lease: counted here, told if last
+                next(holders.disconnects)
+                startup.leave(holders, self.host, self._generation, connection_id)
+                return
             registry = state.registry
             if registry is not None:
                 registry.tell(
                     Disconnect(
-                        host=self.host,
-                        generation=self._generation,
-                        connection_id=self._context.connection_id,
+                        host=self.host, generation=self._generation, connection_id=connection_id
                     )
                 )
         except Exception:
@@ -158,6 +167,7 @@ class Connection:
     def _rebind_after_fork(self) -> None:
         self._epoch = state.epoch
         self._lane = None
+        self._holders = None  # the parent's tree: this process has its own
         if not self._closed:
             _open(self, *self._args)
 
@@ -211,6 +221,19 @@ def connect(
     connection. `session` is an optional ``requests.Session``-like transport to reuse.
     """
     address = check_setup(host, driver, settings, auth, properties, http_path, session)
+    return open_checked(address, properties, driver, auth, http_path, settings, session)
+
+
+def open_checked(
+    address: HostAddress,
+    properties: Mapping[str, object] | None,
+    driver: DriverInfo,
+    auth: AuthProvider | None,
+    http_path: str | None,
+    settings: TelemetrySettings | None,
+    session: SessionLike | None = None,
+) -> Connection:
+    """`connect()` for input `check_setup()` accepted already (the host as it returned it)."""
     if settings is None:
         settings = startup.settings_of(properties)
     handle = Connection(address.key, (address, driver, auth, http_path, settings, session))
@@ -243,7 +266,7 @@ def _open(
         return
     published = startup.published_lease(context)
     if published is not None:  # the host's tree is live or lingers: no wait for the registry
-        handle._bind(context, published)
+        handle._bind(context, published.lease, published.holders)
         return
     try:
         config = TreeConfig(

@@ -157,11 +157,16 @@ class HostLease:
 
 @attrs.frozen(kw_only=True)
 class Disconnect:
-    """Release a lease; the last release of a host drains and stops its tree."""
+    """Release a lease; the last release of a host drains and stops its tree.
+
+    `counted`: the close of a connection that took the published lease, counted on its own
+    thread (`Holders`) and told only because it left the tree without holders.
+    """
 
     host: str
     generation: int
     connection_id: int
+    counted: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -33,7 +33,8 @@ EXPORT_ALLOW_LIST: dict[LogKind, frozenset[str]] = {
     LogKind.CLOSE: _COMMON | {"sql_statement_id", "sql_operation"},  # which statement closed
 }
 _ALL_FIELDS = tuple(a.name for a in attrs.fields(SqlDriverLog))
-_NOT_ALLOWED = {
+# Per kind, the fields it may not export (one pass over these, per log).
+_BARRED: dict[LogKind, tuple[str, ...]] = {
     kind: tuple(name for name in _ALL_FIELDS if name not in allowed)
     for kind, allowed in EXPORT_ALLOW_LIST.items()
 }
@@ -41,12 +42,15 @@ _NOT_ALLOWED = {
 
 def apply_allow_list(kind: LogKind, log: SqlDriverLog) -> SqlDriverLog:
     """Unset every field `kind` may not export; the server address is never exported."""
-    allowed = EXPORT_ALLOW_LIST[kind]
     changes: dict[str, None] = {
-        name: None for name in _NOT_ALLOWED[kind] if getattr(log, name) is not None
+        name: None for name in _BARRED[kind] if getattr(log, name) is not None
     }
     params = log.driver_connection_params
-    if "driver_connection_params" in allowed and params is not None and params.host_info:
+    if (
+        params is not None
+        and params.host_info
+        and "driver_connection_params" in EXPORT_ALLOW_LIST[kind]
+    ):
         log = attrs.evolve(log, driver_connection_params=attrs.evolve(params, host_info=None))
     return attrs.evolve(log, **changes) if changes else log
 

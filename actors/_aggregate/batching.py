@@ -48,13 +48,16 @@ def take_batches(
     that did not reach `size`.
     """
     groups: dict[Any, Batch] = {}
-    keys: dict[int, tuple[Any, ...]] = {}  # per context, for this call: one ask per provider
+    # For this call: one ask per provider, however many connections share it. Every provider
+    # here was alive when the call began (its context was queued), so no two share an id.
+    keys: dict[tuple[int, int | None, str], tuple[Any, ...]] = {}
     try:
         while queue:
             context, log, events = queue.popleft()
-            key = keys.get(id(context))
+            asked = (id(context.auth), context.workspace_id, context.user_agent)
+            key = keys.get(asked)
             if key is None:
-                key = keys[id(context)] = credential_key(context)
+                key = keys[asked] = credential_key(context)
             group = groups.get(key)
             if group is None:
                 group = groups[key] = (context, [])

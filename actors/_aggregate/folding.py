@@ -177,4 +177,13 @@ def _close_log(
 
 
 def _operation(operation: OperationType) -> SqlExecutionEvent:
-    return SqlExecutionEvent(operation_detail=OperationDetail(operation_type=operation))
+    """The `sql_operation` of a close log: one frozen record per operation type, shared."""
+    shared = _OPERATIONS.get(operation)
+    if shared is None:
+        shared = _OPERATIONS[operation] = SqlExecutionEvent(
+            operation_detail=OperationDetail(operation_type=operation)
+        )
+    return shared
+
+
+_OPERATIONS: dict[OperationType, SqlExecutionEvent] = {}

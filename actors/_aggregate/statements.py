@@ -203,23 +203,27 @@ def event_id() -> str:
 def build_log(
     context: ConnectionContext, kind: LogKind, log: SqlDriverLog, now_ms: int
 ) -> FrontendLog:
-    """Wrap an allow-listed driver log into a frontend log with a fresh event id.
-
-    Logs made in the same millisecond for the same user agent share one (immutable) log
-    context: a burst builds one per millisecond, not one per log.
-    """
-    global _last_context
-    last_ms, last_agent, shared = _last_context
-    if last_ms != now_ms or last_agent != context.user_agent:
-        client = ClientContext(timestamp_millis=now_ms, user_agent=context.user_agent)
-        shared = FrontendLogContext(client_context=client)
-        _last_context = (now_ms, context.user_agent, shared)  # one assignment: races recompute
+    """Wrap an allow-listed driver log into a frontend log with a fresh event id."""
     return FrontendLog(
         frontend_log_event_id=event_id(),
-        context=shared,
+        context=_log_context(now_ms, context.user_agent),
         entry=FrontendLogEntry(sql_driver_log=apply_allow_list(kind, log)),
         workspace_id=context.workspace_id,
     )
 
 
-_last_context: tuple[int, str | None, FrontendLogContext] = (-1, None, FrontendLogContext())
+# The logs the aggregator builds from one lane take share a millisecond and mostly one user
+# agent: the last (frozen) client context is reused while both match. Rebinding the one global
+# is atomic; aggregators of two hosts only miss more often.
+_last: tuple[int, str, FrontendLogContext | None] = (-1, "", None)
+
+
+def _log_context(now_ms: int, user_agent: str) -> FrontendLogContext:
+    global _last
+    last_ms, last_agent, made = _last
+    if made is None or last_ms != now_ms or last_agent != user_agent:
+        made = FrontendLogContext(
+            client_context=ClientContext(timestamp_millis=now_ms, user_agent=user_agent)
+        )
+        _last = (now_ms, user_agent, made)
+    return made

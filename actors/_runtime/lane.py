@@ -16,8 +16,9 @@ readers tolerate a stale value. Nothing here takes a lock. The cells:
 - `ProcessState` (`actors._runtime.process`): the facade's process-wide handles; its lock guards
   the lazy start of the registry and the HTTP pool on the `connect()` path, never `tell()`.
   Its `leases` (a `FastLease` per host) are written only by the published registry's thread,
-  whole entries replaced; `connect()` reads them, and a stale read is made safe by the
-  registry's inbox order (a told connect arrives before the linger's end).
+  whole entries replaced; `connect()` reads them. A lease's `Holders` set is added to and
+  discarded from by driver threads (atomic set operations) and read by the registry; a connect
+  joins it before reading the lease again, so the registry never stops a tree it joined.
 
 Locks are allowed only there (the facade's process lock) and in the local endpoint of
 `actors.tools`, which is a test and demo server, not part of the tree.

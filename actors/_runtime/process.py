@@ -23,6 +23,7 @@ __all__ = [
     "EXIT_MARGIN_S",
     "Ending",
     "FastLease",
+    "Holders",
     "ProcessState",
     "ask",
     "cannot_wait",
@@ -51,19 +52,47 @@ class Ending(Protocol):
         """Tell the last events now, if not told yet; never raises."""
 
 
+class Holders:
+    """The connections holding leases on one live tree, shared by the registry and drivers.
+
+    `ids` is the registry's own count of the tree's connections (`HostEntry.connections`): the
+    registry adds the connects it is told or asked, and a connect that takes the published lease
+    adds its own id on its thread, before it checks the lease is still valid; its close discards
+    it there and tells the registry only when that left the set empty. A set's add and discard of
+    an int are atomic, so no lock: the registry reads the set whenever it would linger or stop,
+    and a connect it does not see then finds the lease expired or unpublished. `told` is the
+    last (auth, user agent, workspace) the registry was told (any thread writes it; a stale read
+    costs one more message). `latest` is the newest such connection's context, authenticated if
+    any was (driver threads write it, the flag fetcher reads it when it fetches). `connects` and
+    `disconnects` count, atomically, those that sent no message, for the registry's counts.
+    """
+
+    __slots__ = ("connects", "disconnects", "ids", "latest", "told")
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+        self.told: tuple[Any, ...] | None = None
+        self.latest: Any = None  # a `ConnectionContext`
+        self.connects = itertools.count()
+        self.disconnects = itertools.count()
+
+
 class FastLease:
     """A live tree's lease a connect may take without asking the registry, until `reuse_until`.
 
     Published only by the registry's thread (replaced, never changed). `reuse_until` (monotonic)
     is infinite while the tree has connections and ends a margin before an idle tree's linger
-    does: a connect told before then reaches the registry's inbox ahead of the linger's end.
+    does. A connect joins `holders` first, then reads the published lease again: the registry
+    stops a tree only after its linger ended with no holders, so a connect it did not see finds
+    the lease expired or gone and asks instead.
     """
 
-    __slots__ = ("lease", "reuse_until")
+    __slots__ = ("holders", "lease", "reuse_until")
 
-    def __init__(self, lease: Any, reuse_until: float) -> None:
+    def __init__(self, lease: Any, reuse_until: float, holders: Holders) -> None:
         self.lease = lease
         self.reuse_until = reuse_until
+        self.holders = holders
 
 
 class ProcessState:

@@ -7,6 +7,7 @@ No lock is held while anything here starts actors, logs or calls user code: a lo
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 import time
@@ -18,12 +19,12 @@ import pykka
 
 from actors._export.http import new_pool_manager
 from actors._runtime import operations
-from actors._runtime.process import guarded, reentered, state
+from actors._runtime.process import FastLease, Holders, guarded, reentered, state
 from actors.registry import RegistryActor
-from messages.commands import Connect, ConnectionContext, HostLease
+from messages.commands import Connect, ConnectionContext, Disconnect
 from messages.config import KILL_SWITCH_ENV, TelemetrySettings, env_var_name
 
-__all__ = ["pool", "published_lease", "registry", "settings_of"]
+__all__ = ["leave", "pool", "published_lease", "registry", "settings_of"]
 
 
 def registry() -> pykka.ActorRef[Any] | None:
@@ -101,23 +102,57 @@ def pool() -> Any:
     return pool
 
 
-def published_lease(context: ConnectionContext) -> HostLease | None:
+def published_lease(context: ConnectionContext) -> FastLease | None:
     """A live tree's published lease, taken without waiting for the registry, or None.
 
-    The registry is told the connect (it counts the lease as if asked); the inbox order makes
-    this safe while the lease's `reuse_until` has not passed (see `process.FastLease`).
+    The connection joins the lease's `Holders` first, then finds the lease still published and
+    valid (see `process.FastLease`). The registry is told the connect only when it brings the
+    tree's first credentials (the flag fetcher may fetch again at once with them); other
+    connects are counted in `Holders` and send no message, and the flag fetcher reads the
+    newest one's context from there when it next fetches.
     """
-    fast, registry = state.leases.get(context.host), state.registry
-    if fast is None or registry is None or fast.reuse_until <= time.monotonic():
+    host, connection_id = context.host, context.connection_id
+    fast, registry = state.leases.get(host), state.registry
+    if fast is None or registry is None:
         return None
-    lease: HostLease = fast.lease
+    holders, generation = fast.holders, fast.lease.generation
+    holders.ids.add(connection_id)
+    current = state.leases.get(host)
+    if current is None or current.holders is not holders or current.reuse_until <= time.monotonic():
+        # The tree lingers out or stops: leave it and ask the registry (if this one has
+        # stopped, the next one is asked; nothing is logged, this may run in a logging handler).
+        with contextlib.suppress(Exception):
+            leave(holders, host, generation, connection_id)
+        return None
+    auth = context.auth
+    if auth is not None or holders.latest is None:
+        holders.latest = context  # what the flag fetcher uses at its next fetch
+    told = holders.told
+    if told is not None and (auth is None or told[0] is not None):
+        next(holders.connects)  # no first credentials: nothing for the registry to do now
+        return current
+    holders.told = (auth, context.user_agent, context.workspace_id)
     try:
-        registry.tell(
-            Connect(host=context.host, context=context, tree_config=None, reuse=lease.generation)
-        )
+        registry.tell(Connect(host=host, context=context, tree_config=None, reuse=generation))
     except Exception:  # the registry has stopped: ask the next one
+        with contextlib.suppress(Exception):
+            leave(holders, host, generation, connection_id)
         return None
-    return lease
+    return current
+
+
+def leave(holders: Holders, host: str, generation: int, connection_id: int) -> None:
+    """Leave a tree joined through its published lease; may raise (the registry stopped).
+
+    The registry is told only when that left the tree without holders: it lingers then (a
+    linger's end that saw this connection join may have kept the tree for it).
+    """
+    holders.ids.discard(connection_id)
+    registry = state.registry
+    if not holders.ids and registry is not None:
+        registry.tell(
+            Disconnect(host=host, generation=generation, connection_id=connection_id, counted=True)
+        )
 
 
 _ENV_NAMES = (
@@ -146,7 +181,7 @@ def settings_of(properties: Mapping[str, object] | None) -> TelemetrySettings:
     try:
         if not isinstance(data, dict):
             raise TypeError("no raw environment")
-        env = tuple(data.get(key) for key in _ENV_KEYS)
+        env = tuple(map(data.get, _ENV_KEYS))
         props = () if properties is None else tuple(sorted(properties.items()))
         key = (props, env)
         cached = _SETTINGS_CACHE.get(key)

@@ -31,7 +31,7 @@ class Session:
     def __init__(self, handle: Any, session_id: str) -> None:
         self.handle = handle  # the telemetry `Connection`, or None when it could not be opened
         self.session_id = session_id
-        self.cursors: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.cursors: weakref.WeakSet[Any] | None = None  # made by the first cursor
         self.finalizer: weakref.finalize[Any, Any] | None = None
 
     @classmethod
@@ -52,9 +52,7 @@ class Session:
                     latency_ms=latency_ms,
                 )
             )
-            session.finalizer = weakref.finalize(
-                owner, _release, handle, session_id, session.cursors
-            )
+            session.finalizer = weakref.finalize(owner, _release, session)
             end_before_exit(session)
         except Exception:
             logger.debug("telemetry: session not opened", exc_info=True)
@@ -78,7 +76,10 @@ class Session:
     def add(self, cursor: Finishing) -> None:
         """Remember a cursor whose open statement the session's end must complete."""
         try:
-            self.cursors.add(cursor)
+            cursors = self.cursors
+            if cursors is None:  # first cursors made at once on two threads: one may go
+                cursors = self.cursors = weakref.WeakSet()  # untracked, as in a race with end()
+            cursors.add(cursor)
         except Exception:
             logger.debug("telemetry: cursor not tracked", exc_info=True)
 
@@ -96,29 +97,25 @@ class Session:
         if finalizer is None or not finalizer.detach():
             return  # telemetry off, or already ended
         try:
-            _release(self.handle, self.session_id, self.cursors, latency_ms)
+            _release(self, latency_ms)
         except Exception:
             logger.debug("telemetry: session end not told", exc_info=True)
 
 
-def _release(
-    handle: Any,
-    session_id: str,
-    cursors: weakref.WeakSet[Any],
-    latency_ms: float | None = None,
-) -> None:
+def _release(session: Session, latency_ms: float | None = None) -> None:
     """End a session's telemetry: its cursors' open statements, then ``ConnectionClosed``.
 
-    For `close()`, for a connection collected without one, and at exit (the finalizer).
+    For `close()`, for a connection collected without one, and at exit (the finalizer, which
+    holds the session, never the connection it watches).
     """
     try:
-        open_cursors: list[Finishing] = list(cursors)
+        open_cursors: list[Finishing] = list(session.cursors or ())
     except Exception:  # a cursor made on another thread meanwhile: its statement is not told
         open_cursors = []
     for cursor in open_cursors:
         cursor._tm_finish(exhausted=False)
-    handle.tell(ConnectionClosed(session_id=session_id, latency_ms=latency_ms))
-    handle.close()
+    session.handle.tell(ConnectionClosed(session_id=session.session_id, latency_ms=latency_ms))
+    session.handle.close()
 
 
 def report_failed_connect(target: _Target, session_id: str, exc: Exception) -> None:

@@ -197,7 +197,7 @@ def _row_bytes(row: object) -> int:
 class _Target:
     """Where and as what one instrumented driver reports (fixed at `instrument()` time)."""
 
-    __slots__ = ("auth", "auth_type", "driver", "host", "http_path", "options", "params")
+    __slots__ = ("address", "auth", "auth_type", "driver", "host", "http_path", "options", "params")
 
     def __init__(
         self,
@@ -212,7 +212,7 @@ class _Target:
     ) -> None:
         # The checks `actors.connect()` would make, made now: bad code fails at setup, and later
         # connects cannot raise for them.
-        _telemetry.check_setup(host, driver, settings, auth, properties, http_path)
+        address = _telemetry.check_setup(host, driver, settings, auth, properties, http_path)
         if auth_type is not None and (type(auth_type) is not str or not 0 < len(auth_type) <= 64):
             raise ValueError(f"auth_type must be a short str (e.g. 'pat') or None: {auth_type!r}")
         if connection_params is not None and not isinstance(
@@ -223,6 +223,7 @@ class _Target:
                 f"got {type(connection_params).__name__}"
             )
         self.host = host
+        self.address = address
         self.driver = driver
         self.auth = auth
         self.auth_type = auth_type
@@ -237,13 +238,8 @@ def _open_telemetry(target: _Target) -> Any:
     """One telemetry `Connection` for one DB connection, or None; never raises."""
     properties, settings = target.options
     try:
-        return _telemetry.connect(
-            target.host,
-            properties,
-            driver=target.driver,
-            auth=target.auth,
-            http_path=target.http_path,
-            settings=settings,
+        return _telemetry.open_checked(  # checked by `_Target`: not again per connection
+            target.address, properties, target.driver, target.auth, target.http_path, settings
         )
     except Exception:
         logger.debug("telemetry: could not open for %s", target.host, exc_info=True)

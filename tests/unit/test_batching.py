@@ -39,6 +39,19 @@ def test_connections_sharing_an_auth_provider_share_batches_and_others_never_mix
     assert by_auth == {id(shared): ["e0", "e2", "e4"], id(own): ["e1", "e3"]}
 
 
+def test_a_provider_shared_by_many_connections_is_asked_once_per_take() -> None:
+    asked: list[int] = []
+
+    def shared() -> dict[str, str]:
+        asked.append(1)
+        return {"Authorization": "Bearer a"}
+
+    contexts = [_context(n, shared) for n in range(10)]
+    batches = list(take_batches(_queue(*contexts, *contexts), size=100))
+    assert [len(items) for _, items in batches] == [20]
+    assert len(asked) == 1
+
+
 def test_providers_answering_the_same_headers_share_batches_and_a_failing_one_never_does() -> None:
     def same() -> dict[str, str]:
         return {"Authorization": "Bearer a"}

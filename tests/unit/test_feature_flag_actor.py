@@ -15,6 +15,7 @@ import pykka
 import pytest
 
 from actors._export.http import HttpOutcome
+from actors._runtime.process import Holders
 from actors.feature_flags import FAILURE_CACHE_S, FeatureFlagActor, FlagView, clamp_ttl_s
 from messages.commands import (
     ConnectionContext,
@@ -102,6 +103,7 @@ def start(
         *answers: HttpOutcome,
         context: ConnectionContext | None = None,
         driver_version: str = "1.2.3",
+        holders: Holders | None = None,
         **overrides: Any,
     ) -> Harness:
         transport.answer(*answers)
@@ -117,6 +119,7 @@ def start(
             context=context or make_context(auth=bearer("token-1")),
             driver_version=driver_version,
             clock=clock,
+            holders=holders,
         )
         return Harness(
             ref=ref, aggregator=aggregator, transport=transport, timer=manual_timer, view=view
@@ -326,6 +329,26 @@ def test_use_connection_moves_to_the_newest_authed_connection(
 
     requests = flags.transport.wait_requests(2)
     assert [r.headers["Authorization"] for r in requests] == ["Bearer token-1", "Bearer token-2"]
+
+
+def test_a_fetch_uses_the_newest_connection_that_joined_through_the_published_lease(
+    start: Callable[..., Harness],
+) -> None:
+    holders = Holders()
+    flags = start(flag_answer("true"), flag_answer("true"), flag_answer("true"), holders=holders)
+    flags.decisions()
+    holders.latest = make_context(2, auth=bearer("token-2"))
+    flags.timer.fire(RefreshFlag)
+    flags.decisions(2)
+    holders.latest = make_context(3, auth=None)  # an unauthenticated one never replaces it
+    flags.timer.fire(RefreshFlag)
+
+    requests = flags.transport.wait_requests(3)
+    assert [r.headers["Authorization"] for r in requests] == [
+        "Bearer token-1",
+        "Bearer token-2",
+        "Bearer token-2",
+    ]
 
 
 def test_an_auth_provider_that_raises_still_fetches_without_auth(
