@@ -178,9 +178,27 @@ def _compile(cls: type[Any], in_event: bool) -> Callable[[object], str | None]:
         none = "pass" if optional else f"return {name!r}"
         lines += [f"        if x is None: {none}", f"        elif {expression}: return {name!r}"]
     lines += ["    except Exception:", "        return slow(v)", "    return None"]
-    exec("\n".join(lines), namespace)  # the source is made above from field names only
+    # A code object, not a string: `exec` of a string runs as a new top-level program, which
+    # would clear the interpreter's note of an unhandled KeyboardInterrupt (the host's exit
+    # status) if it ran while the host exits. Made from field names only.
+    exec(compile("\n".join(lines), f"<validation {cls.__name__}>", "exec"), namespace)
     checker: Callable[[object], str | None] = namespace["check"]
     return checker
+
+
+def _compile_all() -> None:
+    """Every event class's checks and those of the records inside them, made at import: never
+    on an aggregator's thread while the host runs or exits."""
+    pending = [(cls, True) for cls in EVENT_CLASSES]
+    while pending:
+        cls, in_event = pending.pop()
+        if (cls, in_event) in _CHECKERS:
+            continue
+        _checker(cls, in_event)
+        hints = typing.get_type_hints(cls)
+        for field in attrs.fields(cls):
+            members = typing.get_args(hints[field.name]) or (hints[field.name],)
+            pending += [(t, t in EVENT_CLASSES) for t in members if attrs.has(t)]
 
 
 def invalid_reason(event: object) -> str | None:
@@ -192,3 +210,6 @@ def invalid_reason(event: object) -> str | None:
     if cls not in EVENT_CLASSES:
         return "type"
     return _checker(cls, True)(event)
+
+
+_compile_all()

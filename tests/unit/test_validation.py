@@ -9,6 +9,9 @@ unset included, and both must name the same first bad field, or both none.
 from __future__ import annotations
 
 import enum
+import signal
+import subprocess
+import sys
 from typing import Any
 
 import attrs
@@ -106,3 +109,24 @@ def test_the_compiled_checks_name_the_field_the_rules_name(event: Any) -> None:
 )
 def test_typical_bad_fields_are_named(event: object, reason: str | None) -> None:
     assert invalid_reason(event) == reason == first_bad(event, type(event), in_event=True)
+
+
+def test_checking_events_while_the_host_exits_keeps_its_keyboard_interrupt_exit_status() -> None:
+    """A host that ends with an unhandled KeyboardInterrupt exits by SIGINT; checking events in
+    its exit hooks (as an aggregator's drain does) must not turn that into status 1. A check
+    compiled from a string at that moment did (it runs as a new top-level program, clearing
+    the interpreter's note of the interrupt)."""
+    script = (
+        "import atexit\n"
+        "from actors._aggregate import validation\n"
+        "from messages import events as ev\n"
+        "def check_late():\n"
+        "    validation._CHECKERS.clear()  # as if no event had been checked before the exit\n"
+        "    validation.invalid_reason(ev.StatementStarted(statement_id='q', session_id='s'))\n"
+        "atexit.register(check_late)\n"
+        "raise KeyboardInterrupt\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == -signal.SIGINT, done.stderr
