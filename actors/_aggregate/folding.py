@@ -124,7 +124,6 @@ class Folder:
             summary.first_chunk_latency_ms,
             summary.slowest_chunk_latency_ms,
             summary.chunks_latency_ms,
-            summary.size_bytes,
             summary.compressed,
             summary if summary.completed else None,
             summary.error,
