@@ -20,6 +20,7 @@ import attrs
 import pykka
 import pytest
 from servers import PostgresInfo, sqlite_odbc_connection_string, start_postgres
+from thread_names import TREE_THREAD_PREFIXES, threads_named
 from waiting import poll_until
 
 import actors
@@ -38,14 +39,6 @@ from messages.wire import (
 
 WAIT_S = 2.0
 STOP_TIMEOUT_S = 2.0
-# Thread names of everything a telemetry tree starts (pykka names threads `<Class>-<n>`).
-TREE_THREAD_PREFIXES = (
-    "HostSupervisor-",
-    "FeatureFlagActor-",
-    "AggregatorActor-",
-    "ExporterActor-",
-    "telemetry-timer-",
-)
 
 
 def wait_until(
@@ -57,7 +50,7 @@ def wait_until(
 
 def tree_threads() -> list[str]:
     """Names of live threads that belong to a host tree (actors and timer)."""
-    return [t.name for t in threading.enumerate() if t.name.startswith(TREE_THREAD_PREFIXES)]
+    return threads_named(TREE_THREAD_PREFIXES)
 
 
 @pytest.fixture(name="wait_until")

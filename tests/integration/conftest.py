@@ -8,25 +8,16 @@ before it runs.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from thread_names import OUR_THREAD_PREFIXES, threads_named
 
 import actors
 from actors.tools.local_endpoint import LocalEndpoint
 
 TOKEN = "integration-token"
-# Thread names of everything the facade starts (pykka names threads `<Class>-<n>`).
-TELEMETRY_THREAD_PREFIXES = (
-    "RegistryActor-",
-    "HostSupervisor-",
-    "FeatureFlagActor-",
-    "AggregatorActor-",
-    "ExporterActor-",
-    "telemetry-timer-",
-)
 
 
 class Harness:
@@ -65,11 +56,7 @@ class Harness:
     @staticmethod
     def threads() -> list[str]:
         """Names of live threads the facade started (registry, host trees, timers)."""
-        return [
-            thread.name
-            for thread in threading.enumerate()
-            if thread.name.startswith(TELEMETRY_THREAD_PREFIXES)
-        ]
+        return threads_named(OUR_THREAD_PREFIXES)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from _support import DRIVER, TOKEN, assert_balanced, bearer, closed_port, fast_settings, wait_until
+from thread_names import OUR_THREAD_PREFIXES, threads_named
 
 import actors
 import actors.registry
@@ -40,19 +41,9 @@ def session(connection: actors.Connection, sid: str) -> int:
     return sum(1 for event in told if connection.tell(event) or True)
 
 
-OURS = (
-    "RegistryActor-",
-    "HostSupervisor-",
-    "FeatureFlagActor-",
-    "AggregatorActor-",
-    "ExporterActor-",
-    "telemetry-timer-",
-)
-
-
 def own_threads() -> list[str]:
     """Names of telemetry's threads alive now."""
-    return [t.name for t in threading.enumerate() if t.name.startswith(OURS)]
+    return threads_named(OUR_THREAD_PREFIXES)
 
 
 def port_of(endpoint: LocalEndpoint) -> int:
