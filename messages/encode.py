@@ -13,8 +13,9 @@ Strings go through the JSON module's own string encoder; ints, bools and enum va
 written the way `json` writes them; a value of any other type (say an int subclass in an int
 field) is handed to a `json.JSONEncoder` configured like the wire's, so unusual values still
 encode identically. The system configuration (one per driver and process, yet in every log),
-connection parameters (one per connection) and `sql_operation` records (shared by the
-aggregator between statements of one kind and duration) are encoded once per instance.
+connection parameters (one per connection), `sql_operation` records (shared by the aggregator
+between statements of one kind and duration) and client contexts (shared by the logs the
+aggregator builds in one millisecond) are encoded once per instance.
 
 Safe from any thread: the memo is a dict whose races can only cost a recomputation. This module
 imports only `messages.records` and `messages.enums`, never `messages.wire`, so the wire module
@@ -35,7 +36,7 @@ import attrs
 
 from messages import records
 
-__all__ = ["encode_frontend_log", "generated_source"]
+__all__ = ["encode_frontend_log", "escaped_frontend_log", "generated_source"]
 
 # The same settings as the wire's encoder; used only for values of unexpected types.
 _dumps = json.JSONEncoder(
@@ -51,6 +52,7 @@ _MEMOISED: tuple[type[Any], ...] = (
     records.SystemConfiguration,
     records.DriverConnectionParams,
     records.SqlExecutionEvent,
+    records.FrontendLogContext,
 )
 
 
@@ -66,19 +68,30 @@ def _field_type(cls: type[Any], name: str) -> tuple[Any, bool]:
     return hint, False
 
 
-def _value_expr(inner: Any, var: str) -> str:
-    """A Python expression giving the JSON text of scalar `var` of type `inner`."""
+def _value_expr(inner: Any, var: str, escaped: bool = False) -> str:
+    """A Python expression giving the JSON text of scalar `var` of type `inner` (`escaped`: that
+    text as it stands inside a JSON string). Digits, ``true`` and ``false`` need no escaping."""
+    other = f"_escape(_dumps({var}))" if escaped else f"_dumps({var})"
     if inner is str:
-        return f"(_string({var}) if {var}.__class__ is str else _dumps({var}))"
+        text = f"_string(_string({var}))[1:-1]" if escaped else f"_string({var})"
+        return f"({text} if {var}.__class__ is str else {other})"
     if inner is int:
-        return f"(_int_repr({var}) if {var}.__class__ is int else _dumps({var}))"
+        return f"(_int_repr({var}) if {var}.__class__ is int else {other})"
     if inner is bool:
-        return f"('true' if {var} is True else 'false' if {var} is False else _dumps({var}))"
+        return f"('true' if {var} is True else 'false' if {var} is False else {other})"
     if isinstance(inner, type) and issubclass(inner, enum.Enum):
         if all(type(member.value) is str for member in inner):
+            if escaped:
+                return f"_string(_string({var}.value))[1:-1]"
             return f"_string({var}.value)"
-        return f"_dumps({var}.value)"
+        return f"_escape(_dumps({var}.value))" if escaped else f"_dumps({var}.value)"
     raise TypeError(f"no encoding for {inner!r}")
+
+
+def _escape(text: str) -> str:
+    """`text` as it stands inside a JSON string. JSON's string escaping maps each character on
+    its own, so the escaped pieces of a text, joined, are the escaped text."""
+    return _string(text)[1:-1]
 
 
 def _skippable(cls: type[Any], field: attrs.Attribute[Any]) -> bool:
@@ -91,14 +104,20 @@ def _skippable(cls: type[Any], field: attrs.Attribute[Any]) -> bool:
 
 
 class _Generator:
-    """Writes the source of one function per top-level record, nested records inlined."""
+    """Writes the source of one function per top-level record, nested records inlined.
 
-    def __init__(self) -> None:
+    `escaped`: the function returns the JSON text escaped as the content of a JSON string (the
+    form a log takes in a request body's `protoLogs`), every literal escaped when generated.
+    """
+
+    def __init__(self, escaped: bool = False) -> None:
+        self.escaped = escaped
         self.lines: list[str] = []
         self.names: dict[str, Any] = {
             "_string": _string,
             "_dumps": _dumps,
             "_int_repr": _int_repr,
+            "_escape": _escape,
         }
         self._counter = 0
 
@@ -115,16 +134,17 @@ class _Generator:
         written yet, or an always-written field before it); only behind optional fields does
         the generated code keep a flag, true while nothing of the object has been written.
         """
+        lit = _escape if self.escaped else str
         if memo and cls in _MEMOISED:
             fn = f"_memo_{cls.__name__}"
-            self.names[fn] = _memoised(cls)
+            self.names[fn] = _memoised(cls, self.escaped)
             if key:
-                self.lines.append(f"{indent}a({key!r})")
+                self.lines.append(f"{indent}a({lit(key)!r})")
             self.lines.append(f"{indent}a({fn}({obj}))")
             return
         fields = attrs.fields(cls)
         flag = self._fresh("empty")
-        self.lines.append(f"{indent}a({key + '{'!r})")
+        self.lines.append(f"{indent}a({lit(key + '{')!r})")
         written: bool | None = False  # None: known only at run time, from `flag`
         for index, field in enumerate(fields):
             inner, _ = _field_type(cls, field.name)
@@ -137,7 +157,7 @@ class _Generator:
                 self.lines.append(f"{indent}if {var} is not None:")
                 body = indent + "    "
             if written is None:
-                self.lines.append(f"{body}a({name!r} if {flag} else {',' + name!r})")
+                self.lines.append(f"{body}a({lit(name)!r} if {flag} else {lit(',' + name)!r})")
                 name = ""
             elif written:
                 name = "," + name
@@ -145,8 +165,8 @@ class _Generator:
                 self.emit_object(inner, var, body, key=name)
             else:
                 if name:
-                    self.lines.append(f"{body}a({name!r})")
-                self.lines.append(f"{body}a({_value_expr(inner, var)})")
+                    self.lines.append(f"{body}a({lit(name)!r})")
+                self.lines.append(f"{body}a({_value_expr(inner, var, self.escaped)})")
             last = index == len(fields) - 1
             if not skippable:
                 written = True
@@ -158,30 +178,35 @@ class _Generator:
                 self.lines.append(f"{body}{flag} = False")
         self.lines.append(f"{indent}a('}}')")
 
-    def function(self, name: str, cls: type[Any], memo: bool = True) -> str:
-        """The source of ``def name(o) -> str`` encoding a `cls` instance."""
+    def function(self, name: str, cls: type[Any], memo: bool = True, quoted: bool = False) -> str:
+        """The source of ``def name(o) -> str`` encoding a `cls` instance (`quoted`: in the
+        quotes of a JSON string, for an escaped generator's top-level record)."""
         self.lines.append(f"def {name}(o):")
-        self.lines.append("    p = []")
+        self.lines.append("    p = ['\"']" if quoted else "    p = []")
         self.lines.append("    a = p.append")
         self.emit_object(cls, "o", "    ", memo)
+        if quoted:
+            self.lines.append("    a('\"')")
         self.lines.append("    return ''.join(p)")
         self.lines.append("")
         return "\n".join(self.lines)
 
 
-def _compile(cls: type[Any], memo: bool = True) -> tuple[Callable[[Any], str], str]:
-    generator = _Generator()
-    name = f"encode_{cls.__name__}"
-    source = generator.function(name, cls, memo)
+def _compile(
+    cls: type[Any], memo: bool = True, escaped: bool = False, quoted: bool = False
+) -> tuple[Callable[[Any], str], str]:
+    generator = _Generator(escaped)
+    name = f"{'escaped' if escaped else 'encode'}_{cls.__name__}"
+    source = generator.function(name, cls, memo, quoted)
     namespace = dict(generator.names)
     exec(compile(source, f"<messages.encode {cls.__name__}>", "exec"), namespace)
     function: Callable[[Any], str] = namespace[name]
     return function, source
 
 
-def _memoised(cls: type[Any]) -> Callable[[Any], str]:
+def _memoised(cls: type[Any], escaped: bool = False) -> Callable[[Any], str]:
     """An encoder of `cls` that remembers the JSON of the last few instances (by identity)."""
-    encode, _ = _compile(cls, memo=False)
+    encode, _ = _compile(cls, memo=False, escaped=escaped)
     cache: dict[int, tuple[Any, str]] = {}
 
     def cached(value: Any) -> str:
@@ -196,6 +221,7 @@ def _memoised(cls: type[Any]) -> Callable[[Any], str]:
 
 
 _encode_frontend_log, _SOURCE = _compile(records.FrontendLog)
+_escaped_frontend_log, _ESCAPED_SOURCE = _compile(records.FrontendLog, escaped=True, quoted=True)
 
 
 def encode_frontend_log(log: records.FrontendLog) -> str:
@@ -203,7 +229,16 @@ def encode_frontend_log(log: records.FrontendLog) -> str:
     return _encode_frontend_log(log)
 
 
+def escaped_frontend_log(log: records.FrontendLog) -> str:
+    """The log as it stands in a request body's `protoLogs` array: its JSON as a JSON string,
+    quotes included; exactly ``json.dumps(encode_frontend_log(log), ensure_ascii=False)``, made
+    in one pass instead of encoding, then escaping the whole."""
+    return _escaped_frontend_log(log)
+
+
 def generated_source() -> str:
     """The source generated for frontend logs, and for each record encoded once per instance,
     for reading and debugging."""
-    return "\n".join([_SOURCE, *(_compile(cls, memo=False)[1] for cls in _MEMOISED)])
+    return "\n".join(
+        [_SOURCE, _ESCAPED_SOURCE, *(_compile(cls, memo=False)[1] for cls in _MEMOISED)]
+    )

@@ -69,6 +69,9 @@ def test_generated_encoder_matches_the_converter_byte_for_byte(log: records.Fron
     assert encode.encode_frontend_log(log) == expected
     assert encode.encode_frontend_log(log) == expected  # again, from the memo
     assert wire.encode_frontend_log(log) == expected
+    escaped = json.dumps(expected, ensure_ascii=False)  # as it stands in a request body
+    assert encode.escaped_frontend_log(log) == escaped
+    assert encode.escaped_frontend_log(log) == escaped  # from the memo
 
 
 @settings(max_examples=100, deadline=None)
@@ -90,6 +93,9 @@ def test_logs_sharing_a_system_configuration_encode_like_the_converter(
         )
         shared = attrs.evolve(log, entry=records.FrontendLogEntry(sql_driver_log=driver_log))
         assert encode.encode_frontend_log(shared) == _reference(shared)
+        assert encode.escaped_frontend_log(shared) == json.dumps(
+            _reference(shared), ensure_ascii=False
+        )
 
 
 def test_a_typical_statement_log_encodes_like_the_wire() -> None:
