@@ -142,10 +142,7 @@ class Telling:
     ) -> Any:
         """One statement around ``method(*args, **kwargs)``; typed by its first argument unless
         `kind` is given. `adopt` sees the result before the result set is looked at."""
-        if kind is None:
-            operation = args[0] if args else next(iter(kwargs.values()), None)
-            kind = (statement_type_of(operation), EXECUTE)
-        st = self._tm_begin(kind)
+        st = self._tm_begin(kind, args, kwargs)
         started = _perf()
         try:
             result = method(*args, **kwargs)
@@ -163,8 +160,11 @@ class Telling:
             self._tm_executed(st)
         return result
 
-    def _tm_begin(self, kind: Kind) -> _Statement | None:
-        """Complete the previous statement; start telling a new one if telemetry is on."""
+    def _tm_begin(
+        self, kind: Kind | None, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> _Statement | None:
+        """Complete the previous statement; start telling a new one if telemetry is on. With no
+        `kind`, the statement is typed by the operation in `args` or `kwargs`, only then."""
         if self._tm_st is not None:
             self._tm_finish(exhausted=False)
         session = self._tm_session
@@ -172,6 +172,9 @@ class Telling:
             handle = None if session is None else session.handle
             if handle is None or not handle.enabled or session is None:
                 return None
+            if kind is None:
+                operation = args[0] if args else next(iter((kwargs or {}).values()), None)
+                kind = (statement_type_of(operation), EXECUTE)
             st = _Statement(new_id(), kind)
             self._tm_sid = st.sid
             self._tm_kind = kind

@@ -51,7 +51,7 @@ class _Told:
 
     def __init__(self, kind: Kind | None = None, how: str = "run") -> None:
         self.kind = kind
-        self.how = how
+        self.call = f"_call_{how}"
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -61,7 +61,7 @@ class _Told:
         if cursor is None:
             return self
         method = getattr(cursor._raw, self.name)  # the driver's AttributeError when it has none
-        return functools.partial(getattr(cursor, f"_call_{self.how}"), method, self)
+        return functools.partial(getattr(cursor, self.call), method, self)
 
 
 class InstrumentedCursor(ResultSets, Passthrough):

@@ -62,7 +62,10 @@ def statement_type_of(operation: object) -> StatementType:
 
 
 def _statement_type(operation: object) -> StatementType:
-    text = _leading_text(operation, 0)
+    try:
+        text = _leading_text(operation, 0)
+    except Exception:  # whatever the driver is handed, reading it never raises into its call
+        return StatementType.SQL
     if text is None:
         return StatementType.SQL
     match = _LEADING_WORD.match(text, 0, _SCAN_CHARS)

@@ -395,6 +395,23 @@ def check_unknown_attribute_errors(db: Any, path: Path) -> Any:
         conn.close()
 
 
+def check_operations_of_the_wrong_type(db: Any, path: Path) -> Any:
+    """The driver's own TypeError for what it cannot run, however odd (a 0-dim memoryview
+    cannot even be sliced); never one of ours from reading the statement's type."""
+    conn = db.connect(":memory:")
+    outcomes = []
+    try:
+        for operation in (memoryview(b"x").cast("B", shape=[]), b"SELECT 1", 42, None):
+            try:
+                conn.cursor().execute(operation)
+                outcomes.append("ran")
+            except Exception as exc:
+                outcomes.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        conn.close()
+    return outcomes
+
+
 def check_module_attributes(db: Any, path: Path) -> Any:
     return db.paramstyle, db.apilevel, db.threadsafety, db.Error, db.IntegrityError, db.Row
 
@@ -420,6 +437,7 @@ CHECKS = [
     check_executescript,
     check_cursor_attributes,
     check_unknown_attribute_errors,
+    check_operations_of_the_wrong_type,
     check_module_attributes,
 ]
 
@@ -904,6 +922,7 @@ def test_each_thread_tells_on_its_own_connection(recorders: list[Recorder]) -> N
         ("COPY t", StatementType.SQL),
         (None, StatementType.SQL),
         (42, StatementType.SQL),
+        (memoryview(b"x").cast("B", shape=[]), StatementType.SQL),  # cannot even be sliced
     ],
 )
 def test_statement_type_comes_from_the_first_keyword(operation: Any, expected: Any) -> None:
