@@ -12,7 +12,7 @@ import collections
 from collections.abc import Callable, Sequence
 
 from actors._aggregate.slicing import slice_budget_s
-from actors._export.outbox import Pending, body_room, export_headers
+from actors._export.outbox import MAX_BODY_LOGS, Pending, body_room, export_headers
 
 __all__ = ["gather", "share_accepted", "take_riders"]
 
@@ -45,7 +45,8 @@ def gather(
         return []
     members = [head]
     if not alone and head.chunk_end == len(head.batch.logs):
-        members += take_riders(queue, same_sender(sender), authed, room - used, slice_s)
+        slots = MAX_BODY_LOGS - (head.chunk_end - head.sent)
+        members += take_riders(queue, same_sender(sender), authed, room - used, slice_s, slots)
     return members
 
 
@@ -69,8 +70,10 @@ def take_riders(
     authed: bool,
     room: int,
     slice_s: float,
+    slots: int = MAX_BODY_LOGS,
 ) -> list[Pending]:
-    """Take from `queue` the batches `same` accepts whose whole rest fits in `room` more bytes.
+    """Take from `queue` the batches `same` accepts whose whole rest fits in `room` more bytes
+    and `slots` more logs.
 
     In queue order; the others stay queued, in order. A batch whose logs cannot be encoded stays
     too: it settles as `invalid_event` when its own turn comes.
@@ -79,14 +82,15 @@ def take_riders(
     kept: list[Pending] = []
     while queue:
         pending = queue.popleft()
-        if room > 1 and same(pending):
+        if room > 1 and slots > 0 and same(pending):
             try:
-                used = pending.fit(authed, room - 1, slice_s)  # after a comma
+                used = pending.fit(authed, room - 1, slice_s, slots)  # after a comma
             except Exception:
                 used = -1
             if used >= 0 and pending.chunk_end == len(pending.batch.logs) > pending.sent:
                 riders.append(pending)
                 room -= used + 1
+                slots -= pending.chunk_end - pending.sent
                 continue
         kept.append(pending)
     queue.extend(kept)

@@ -12,10 +12,10 @@ from actors._export.slices import SLICE_S, encode_in_slices
 from actors._runtime.contain import FAILED, call_user
 from actors._runtime.timer import TimerHandle
 from messages.commands import BatchSettled, ConnectionContext, ExportBatch
+from messages.encode import escaped_frontend_log
 from messages.privacy import strip_for_unauth
 from messages.records import FrontendLog
 from messages.transport import HttpOutcome, Transport
-from messages.encode import escaped_frontend_log
 from messages.wire import request_body
 
 __all__ = [
@@ -34,6 +34,9 @@ logger = logging.getLogger("actors.exporter")
 # Request bodies stay under the 1 MiB the service accepts: a batch whose logs (escaped free text
 # can take 7 bytes a character on the wire) would not fit is sent in chunks, one per attempt.
 MAX_BODY_BYTES = 1_000_000
+# And at most this many logs: the service takes up to 1,000 `protoLogs` a request (the local
+# endpoint answers more with 400), so a batch above it, or batches sharing a body, are cut there.
+MAX_BODY_LOGS = 1_000
 
 
 def _escaped_log(log: FrontendLog) -> bytes:
@@ -140,19 +143,23 @@ class Pending:
             logs = self.bodies[authed] = encode_in_slices(source, _escaped_log, slice_s)
         return logs
 
-    def fit(self, authed: bool, room: int, slice_s: float = SLICE_S) -> int:
-        """Put the logs from `sent` on that fit in `room` bytes in the next chunk; bytes used.
+    def fit(
+        self, authed: bool, room: int, slice_s: float = SLICE_S, slots: int = MAX_BODY_LOGS
+    ) -> int:
+        """Put the logs from `sent` on that fit in `room` bytes, at most `slots` of them, in the
+        next chunk; bytes used.
 
         Sets `chunk_end` (`sent` itself when not even the next log fits).
         """
         logs = self.encoded(authed, slice_s)
         start = self.sent
         whole = sum(map(len, logs[start:])) + max(0, len(logs) - start - 1)
-        if whole <= room:
+        if whole <= room and len(logs) - start <= slots:
             self.chunk_end = len(logs)
             return whole
         end, used = start, -1
-        while end < len(logs) and used + 1 + len(logs[end]) <= room:
+        last = min(len(logs), start + max(0, slots))
+        while end < last and used + 1 + len(logs[end]) <= room:
             used += 1 + len(logs[end])
             end += 1
         self.chunk_end = end

@@ -744,6 +744,30 @@ def test_a_shared_body_stays_under_the_cap_and_what_does_not_fit_waits(
     assert exporter.snapshot()["queued_batches"] == 1
 
 
+def test_no_body_carries_more_than_a_thousand_logs_merged_or_not(
+    start: Callable[..., Harness], clock: FakeClock
+) -> None:
+    # Small logs: three batches of 400 are far below the byte cap together, but the service
+    # takes at most 1,000 protoLogs a request (the local endpoint answers 1,001 with 400).
+    exporter = start(rate_limit_burst=1, rate_limit_per_s=1.0)
+    exporter.send(counts=(1,))
+    exporter.settled(1)
+    for _ in range(3):
+        exporter.send(counts=(1,) * 400)
+    exporter.timer.wait_pending(Pump)
+    clock.advance(1.0)
+    exporter.timer.fire(Pump)
+    exporter.settled(3)  # the second request
+    assert [len(r.proto_logs()) for r in exporter.transport.requests] == [1, 800]
+    assert exporter.snapshot()["queued_batches"] == 1
+
+    exporter.send(counts=(1,) * 2_500, alone=False)  # one batch above the cap: cut in chunks
+    exporter.ref.tell(Flush(reply=None))
+    (big,) = exporter.settled(5)[4:]
+    assert [len(r.proto_logs()) for r in exporter.transport.requests[2:]] == [400, 1000, 1000, 500]
+    assert big.exported_events == 2_500
+
+
 def test_flush_sends_queued_batches_past_the_rate_limit_and_replies(
     start: Callable[..., Harness],
 ) -> None:
