@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import time
 import typing
 from typing import Any
@@ -25,6 +26,7 @@ from actors._aggregate.validation import invalid_reason
 from actors._runtime.base import GuardedActor
 from actors._runtime.lane import LANE_WAKE, EventLane, ExpressInbox, LaneItem
 from actors._runtime.timer import Timer
+from messages.accounts import Accounts
 from messages.commands import (
     Abandon,
     BatchSettled,
@@ -56,7 +58,6 @@ class _LaneSlice:
 
 
 _LANE_FACTS = (_LaneTick, _LaneSlice)
-_NEEDS_NO_LANE = (FlushTick, BatchSettled)  # frequent, and blind to events not yet folded
 
 
 class AggregatorActor(GuardedActor):
@@ -92,6 +93,11 @@ class AggregatorActor(GuardedActor):
         self._tick: Any = None
         self._lane_tick_pending = False
         self._slice_pending = False
+        # Backpressure: the lane is folded only as far as the export queue has room for logs;
+        # the rest waits in the lane (bounded by its capacity) until a batch settles.
+        self._lane_blocked = False
+        self._taken = 0  # lane items taken so far
+        self._flush_until = 0  # a flush waits until the lane is taken this far
         self._held_flushes: list[Flush] = []  # told before the flag was known
         self._forward: list[Flush | Drain] = []  # for the exporter once the queue is empty
         ref = self.actor_ref
@@ -110,8 +116,13 @@ class AggregatorActor(GuardedActor):
         if message is LANE_WAKE or type(message) in _LANE_FACTS:
             self._after_lane(message)
             return None
-        if len(self._lane) and type(message) not in _NEEDS_NO_LANE:
-            self._receive_all(self._lane.take())  # a flush or dump sees every event told before
+        result = self._command(message)
+        if self._lane_blocked and self._room() > 0:  # a batch settled, or the queue was emptied
+            self._lane_blocked = False
+            self._after_lane(None)
+        return result
+
+    def _command(self, message: Any) -> Any:
         match message:
             case FlushTick():
                 self._on_tick()
@@ -120,8 +131,12 @@ class AggregatorActor(GuardedActor):
             case FlagDecided(enabled=enabled):
                 self._on_flag(enabled)
             case Flush():
+                # It goes on once every event told before it is folded and queued logs are out.
+                self._flush_until = self._taken + len(self._lane)
+                self._fold_what_fits()
                 self._on_flush(message)
             case Drain():
+                self._receive_all(self._lane.take())  # the final drain folds all, room or not
                 self._on_drain(message)
             case Drained(snapshot=exporter_final, breaker=breaker):
                 self._drain.breaker = breaker
@@ -129,6 +144,7 @@ class AggregatorActor(GuardedActor):
             case Abandon():
                 self._on_abandon()
             case DumpState():
+                self._fold_what_fits()  # what does not fit is shown as pending in the lane
                 return self.snapshot()
             case _:  # not a command of this actor, and not a driver event either
                 self._stats["unknown_commands"] += 1
@@ -137,7 +153,17 @@ class AggregatorActor(GuardedActor):
 
     # --- events -----------------------------------------------------------------------------
 
+    def _fold_what_fits(self) -> None:
+        """Fold the lane now, as far as the export queue has room."""
+        if len(self._lane) and fold_slice(self._lane, self._receive_all, self._room, math.inf):
+            self._lane_blocked = self._room() <= 0 or self._lane_blocked
+
+    def _room(self) -> int:
+        """Logs the export queue can still take."""
+        return self._settings.max_queued_logs - len(self._queue.logs)
+
     def _receive_all(self, items: list[LaneItem]) -> int:
+        self._taken += len(items)
         for context, event in items:
             self._ledger.receive()
             try:
@@ -151,7 +177,8 @@ class AggregatorActor(GuardedActor):
     def _after_lane(self, message: object) -> None:
         """Fold one slice of the lane; keep looking while events arrive; when it is quiet, be
         woken again. A slice ends after its time budget (`slicing`): the rest waits for a
-        zero-delay timer message, so driver threads get the GIL in between."""
+        zero-delay timer message, so driver threads get the GIL in between. A slice that
+        filled the export queue leaves the rest in the lane until a batch settles."""
         if type(message) is _LaneTick:
             self._lane_tick_pending = False
         elif type(message) is _LaneSlice:
@@ -159,14 +186,20 @@ class AggregatorActor(GuardedActor):
         lane = self._lane
         if not len(lane) and lane.quiet():
             return
-        if fold_slice(lane, self._receive_all):
-            if not self._slice_pending:
+        if fold_slice(lane, self._receive_all, self._room):
+            if self._room() <= 0:
+                if not self._lane_blocked:
+                    self._lane_blocked = True
+                    self._stats["lane_waits_for_room"] += 1
+            elif not self._slice_pending:
                 self._slice_pending = True
                 self._stats["lane_slices_deferred"] += 1
                 self._timer.schedule(0.0, self.actor_ref, _LaneSlice())
         elif not self._lane_tick_pending:
             self._lane_tick_pending = True
             self._timer.schedule(_LANE_INTERVAL_S, self.actor_ref, _LaneTick())
+        if self._forward:  # a flush that waited for the lane may go on now
+            self._send_batches()
 
     def _on_event(self, context: Any, event: object) -> None:
         reason = invalid_reason(event)
@@ -196,7 +229,9 @@ class AggregatorActor(GuardedActor):
 
     def _on_flag(self, enabled: bool) -> None:
         self._flag = enabled
-        if not enabled:
+        if not enabled:  # nothing will be sent: open statements go too, or they wait forever
+            for emitted in self._folder.finish_all():
+                self._emit(emitted)
             self._queue.drop_all("flag_off")
         self._forward[:0] = self._held_flushes  # a flush that waited for the flag goes now
         self._held_flushes.clear()
@@ -222,9 +257,10 @@ class AggregatorActor(GuardedActor):
         batches = self._queue.take(self.actor_ref, force) if self._flag else []
         for batch in batches:
             self._exporter.tell(batch)
-        if self._forward and self._queue.logs:  # more to come: push what the exporter has now
+        lane_due = self._taken < self._flush_until  # events told before a flush still in the lane
+        if self._forward and (self._queue.logs or lane_due):  # more to come: push what it has
             self._exporter.tell(Flush(reply=None))
-        if not self._queue.logs:
+        if not self._queue.logs and not lane_due:
             for command in self._forward:
                 self._exporter.tell(command)
             self._forward.clear()
@@ -290,9 +326,16 @@ class AggregatorActor(GuardedActor):
         notify.tell(Drained(snapshot=final, breaker=self._drain.breaker))
 
     def snapshot(self) -> dict[str, Any]:
-        """The host's accounts (one `Accounts` record) and buffers."""
+        """The host's accounts (one `Accounts` record) and buffers. Events still in the lane
+        count as received and pending: told, not yet folded."""
+        accounts = self._ledger.accounts()
+        lane = len(self._lane)
+        if lane:
+            accounts = accounts.plus(
+                Accounts.of(received=lane, exported=0, dropped={}, pending=lane)
+            )
         return {
-            "accounts": self._ledger.accounts(),
+            "accounts": accounts,
             "pending_detail": self._ledger.pending_detail(),
             "open_statements": len(self._folder.statements),
             "queued_logs": len(self._queue.logs),
@@ -301,7 +344,7 @@ class AggregatorActor(GuardedActor):
             "logs_emitted": dict(self._logs),
             "flag": {None: "unknown", True: "on", False: "off"}[self._flag],
             "phase": self._drain.phase.value,
-            "lane_events": len(self._lane),
+            "lane_events": lane,
             "stats": dict(self._stats),
             "handler_errors": self.handler_errors,
         }

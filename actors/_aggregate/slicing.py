@@ -5,7 +5,8 @@ waking from its network wait queues for the GIL. So the aggregator folds the lan
 slices (`BASE_S`), and between two slices waits on its inbox for a zero-delay timer message, a
 real wait that hands the GIL over. When a backlog builds up in the lane the slices grow, in
 proportion, up to `MAX_S` when the lane is half full, so a burst is folded at full speed long
-before the lane overflows: throughput and the bounded lane hold.
+before the lane overflows: throughput and the bounded lane hold. A slice never takes more events
+than the export queue has room for logs: the rest waits in the lane until a batch settles.
 """
 
 from __future__ import annotations
@@ -30,13 +31,22 @@ def slice_budget_s(backlog: int, capacity: int) -> float:
     return BASE_S + share * (MAX_S - BASE_S)
 
 
-def fold_slice(lane: Any, receive: Callable[[list[Any]], int]) -> bool:
-    """Hand `receive` the lane's items, `CHUNK` at a time, for one slice; whether more wait.
+def fold_slice(
+    lane: Any, receive: Callable[[list[Any]], int], room: Callable[[], int], budget_s: float = -1.0
+) -> bool:
+    """Hand `receive` the lane's items, `CHUNK` at a time (fewer if `room()` says fewer logs fit
+    in the export queue), for one slice of `budget_s` (by default as the backlog says); whether
+    more wait. What does not fit stays in the lane: backpressure, not drops.
 
     `lane` is the aggregator's `EventLane` (`take(limit)`, `len()`, `capacity`).
     """
     started = time.perf_counter()
-    budget_s = slice_budget_s(len(lane), lane.capacity)
-    while receive(lane.take(CHUNK)) and time.perf_counter() - started < budget_s:
-        pass
+    if budget_s < 0:
+        budget_s = slice_budget_s(len(lane), lane.capacity)
+    while True:
+        limit = min(CHUNK, room())
+        if limit <= 0 or not receive(lane.take(limit)):
+            break
+        if time.perf_counter() - started >= budget_s:
+            break
     return bool(len(lane))

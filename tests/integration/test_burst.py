@@ -108,3 +108,35 @@ def test_a_burst_the_rate_limit_holds_back_is_merged_into_larger_requests_and_no
     assert endpoint.stats()["logs_accepted"] == told
     requests = sum(endpoint.stats()["requests"].get("/telemetry-ext", {}).values())
     assert told / requests > 100  # more logs per request than a batch holds
+
+
+def test_a_burst_larger_than_the_queue_and_the_exporter_hold_waits_in_the_lane_and_all_of_it_goes(
+    tree: tuple[Any, Any], endpoint: LocalEndpoint, token: str
+) -> None:
+    # 6,000 logs told at once: twice what the 1,000-log queue and the exporter's 20 batches hold.
+    # The aggregator folds only what the queue has room for; the rest waits in the lane (10,000
+    # events) until batches settle, and the flush goes on only once all of it is out.
+    aggregator, _ = tree
+    context = ConnectionContext(
+        connection_id=1,
+        host=endpoint.host_port,
+        auth=lambda: {"Authorization": f"Bearer {token}"},
+        user_agent="BurstDriver/1.0.0",
+        system_configuration=SystemConfiguration(driver_name="BurstDriver", driver_version="1"),
+    )
+    lane = aggregator.actor_inbox.lane
+    told = 6_000
+    for n in range(told):
+        assert lane.offer((context, ev.ErrorOccurred(error_name="E", session_id=f"s{n}")))
+    aggregator.tell(LANE_WAKE)
+    waiting = snapshot_json(aggregator.ask(DumpState(), timeout=ASK_S))
+    assert waiting["balanced"] and waiting["received"] == told, waiting  # lane events pending
+    assert waiting["lane_events"] > 0 and waiting["dropped"] == {}, waiting
+
+    reply = pykka.ThreadingFuture[Any]()
+    aggregator.tell(Flush(reply=reply))
+    assert reply.get(timeout=ASK_S) is True
+    state = snapshot_json(aggregator.ask(DumpState(), timeout=ASK_S))
+    assert state["dropped"] == {} and state["exported"] == told, (state, endpoint.stats())
+    assert state["stats"]["lane_waits_for_room"] >= 1
+    assert endpoint.stats()["logs_accepted"] == told

@@ -637,13 +637,60 @@ def test_an_unknown_command_is_logged_at_debug_and_not_counted_as_an_event(
 # --- bounds -------------------------------------------------------------------------------------
 
 
-def test_queue_bound_drops_newest_logs_as_queue_full(start: Callable[..., Harness]) -> None:
-    agg = start(batch_size=100, max_queued_logs=3)
-    agg.tell(make_context(), *opened(5))
+def test_a_statement_open_when_the_flag_turns_out_off_is_dropped_not_held_forever(
+    start: Callable[..., Harness],
+) -> None:
+    agg = start()
+    context = make_context()
+    agg.tell(context, ev.StatementStarted(statement_id="st-1", session_id="s-1"))
+    assert agg.snapshot()["open_statements"] == 1  # folded while the flag was unknown
+    agg.flag(False)
+    agg.tell(context, ev.StatementCompleted(statement_id="st-1"))  # its end comes after
 
     state = agg.snapshot()
-    assert state["queued_logs"] == 3
-    assert state["dropped"] == {"queue_full": 2}
+    assert (state["open_statements"], state["pending"]) == (0, 0)
+    assert state["dropped"] == {"flag_off": 2}
+
+
+def test_a_full_queue_leaves_the_rest_in_the_lane_until_there_is_room(
+    start: Callable[..., Harness],
+) -> None:
+    agg = start(batch_size=100, max_queued_logs=3)
+    agg.tell(make_context(), *opened(5))  # the flag is not known yet: nothing can go
+
+    state = agg.snapshot()
+    assert (state["queued_logs"], state["lane_events"]) == (3, 2)
+    assert state["dropped"] == {} and (state["received"], state["pending"]) == (5, 5)
+    assert state["stats"]["lane_waits_for_room"] == 1
+
+    agg.flag(True)  # the three go to the exporter; the two from the lane take their places
+    (batch,) = agg.batches()
+    assert len(batch.logs) == 3
+    state = agg.snapshot()
+    assert (state["queued_logs"], state["lane_events"], state["received"]) == (2, 0, 5)
+    agg.ref.tell(Flush(reply=None))
+    agg.settle(batch)
+    assert [len(b.logs) for b in agg.batches()] == [3, 2]
+    assert agg.snapshot()["dropped"] == {}
+
+
+def test_a_flush_waits_for_the_events_told_before_it_that_wait_for_room(
+    start: Callable[..., Harness],
+) -> None:
+    agg = start(batch_size=2, max_queued_logs=2, max_pending_batches=1)
+    agg.flag(True)
+    agg.tell(make_context(), *opened(7))
+    reply: pykka.ThreadingFuture[bool] = pykka.ThreadingFuture()
+    agg.ref.tell(Flush(reply=reply))
+    for sent in range(7):  # play the exporter: settle each batch as it comes
+        batches = agg.batches()
+        if len(batches) == sent:
+            break
+        agg.settle(batches[sent])
+    assert [len(b.logs) for b in agg.batches()] == [2, 2, 2, 1]
+    state = agg.snapshot()
+    assert state["dropped"] == {} and state["exported"] == 7
+    assert agg.exporter.of_type(Flush)[-1].reply is reply  # it went on only after the last log
 
 
 def test_pending_statement_bound_emits_the_oldest_statement_early(
