@@ -8,14 +8,16 @@ and not written to SQLite, so a long throughput run does not grow the child's me
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from _child import ChildProcess
-from _common import ROOT, TOKEN
+from _common import ROOT, TOKEN, auth_headers, wait_flags
 
 
 class EndpointProcess(ChildProcess):
@@ -59,6 +61,30 @@ class EndpointProcess(ChildProcess):
 
     def __enter__(self) -> EndpointProcess:
         return self
+
+
+@contextlib.contextmanager
+def flag_on_and_off(name: str) -> Iterator[tuple[EndpointProcess, EndpointProcess]]:
+    """Two light endpoints, the feature flag on at the first and off at the second, each with a
+    live tree that has learnt its flag (held by a connection until the block ends)."""
+    import actors
+    from messages.sysconfig import DriverInfo
+
+    with (
+        EndpointProcess(flag=True, validate=False) as on,
+        EndpointProcess(flag=False, validate=False) as off,
+    ):
+        holders = [
+            actors.connect(e.url, driver=DriverInfo(name=name, version="1"), auth=auth_headers)
+            for e in (on, off)
+        ]
+        try:
+            if not wait_flags({on.host_port: True, off.host_port: False}, 10.0):
+                raise RuntimeError("feature flags not fetched within 10 s")
+            yield on, off
+        finally:
+            for holder in holders:
+                holder.close()
 
 
 def _child(flag: bool, store: bool, validate: bool) -> None:

@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import auth_headers, wait_flags
+from _common import auth_headers
 from _crew import Crew
 from _drivers import THREADS, available, statement
-from _endpoint import EndpointProcess
+from _endpoint import EndpointProcess, flag_on_and_off
 from real_path import _timed
 
 import actors
@@ -112,16 +112,9 @@ def main() -> None:
     started = time.monotonic()
     load = os.getloadavg()
     with (
-        EndpointProcess(flag=True, validate=False) as on,
-        EndpointProcess(flag=False, validate=False) as off,
+        flag_on_and_off("split") as (on, off),
         tempfile.TemporaryDirectory(prefix="bench-split-") as tmp,
     ):
-        holders = [
-            actors.connect(e.url, driver=DriverInfo(name="split", version="1"), auth=auth_headers)
-            for e in (on, off)
-        ]
-        if not wait_flags({on.host_port: True, off.host_port: False}, 10.0):
-            raise RuntimeError("feature flags not fetched within 10 s")
         skipped: dict[str, str] = {}
         drivers = available(Path(tmp), skipped)
         print(
@@ -144,8 +137,6 @@ def main() -> None:
                 f"{name + ': point select':22} {f['raw|wall']:8.1f}  "
                 + "  ".join(f"{c:>32}" for c in cells)
             )
-        for holder in holders:
-            holder.close()
         actors.shutdown(2.0)
     print(
         f"\nµs per statement added to raw, medians of {repeats} rounds, {THREADS} threads, "

@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import auth_headers, quiet_gc, wait_flags
+from _common import auth_headers, quiet_gc
 from _drivers import available, statement
-from _endpoint import EndpointProcess
+from _endpoint import EndpointProcess, flag_on_and_off
 
 import actors
 from actors._runtime.lane import EventLane
@@ -109,16 +109,9 @@ def main() -> None:
     rounds, count = (5, 4000) if args.quick else (9, 10000)
     started, load = time.monotonic(), os.getloadavg()
     with (
-        EndpointProcess(flag=True, validate=False) as on,
-        EndpointProcess(flag=False, validate=False) as off,
+        flag_on_and_off("thread") as (on, off),
         tempfile.TemporaryDirectory(prefix="bench-thread-") as tmp,
     ):
-        holders = [
-            actors.connect(e.url, driver=DriverInfo(name="thread", version="1"), auth=auth_headers)
-            for e in (on, off)
-        ]
-        if not wait_flags({on.host_port: True, off.host_port: False}, 10.0):
-            raise RuntimeError("feature flags not fetched within 10 s")
         skipped: dict[str, str] = {}
         drivers = available(Path(tmp), skipped)
         print(
@@ -141,8 +134,6 @@ def main() -> None:
             beside = f["live"]["cpu_us"] - f["stand-in"]["cpu_us"]
             print(f"{name + ': point select':22} " + "  ".join(f"{c:>34}" for c in cells)
                   + f"   {telling:+7.2f}  {beside:+7.2f}")  # fmt: skip
-        for holder in holders:
-            holder.close()
     print(
         f"\nthe driver thread's own CPU and wall per statement, medians of {rounds} rounds of "
         f"{count} statements, one thread; 'telling' = stand-in − flag off, 'beside the tree' = "

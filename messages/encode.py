@@ -17,6 +17,11 @@ connection parameters (one per connection), `sql_operation` records (shared by t
 between statements of one kind and duration) and client contexts (shared by the logs the
 aggregator builds in one millisecond) are encoded once per instance.
 
+`escaped_frontend_log(log)` is the same log as it stands in a request body's `protoLogs` array
+(its JSON as a JSON string), from a second generated function whose literals were escaped when
+it was generated: JSON's string escaping maps each character on its own, so the escaped pieces,
+joined, are the escaped whole, and the body needs no second pass over every log.
+
 Safe from any thread: the memo is a dict whose races can only cost a recomputation. This module
 imports only `messages.records` and `messages.enums`, never `messages.wire`, so the wire module
 can import it.
@@ -73,7 +78,7 @@ def _value_expr(inner: Any, var: str, escaped: bool = False) -> str:
     text as it stands inside a JSON string). Digits, ``true`` and ``false`` need no escaping."""
     other = f"_escape(_dumps({var}))" if escaped else f"_dumps({var})"
     if inner is str:
-        text = f"_string(_string({var}))[1:-1]" if escaped else f"_string({var})"
+        text = f"_string(_string({var}))[1:-1]" if escaped else f"_string({var})"  # inlined
         return f"({text} if {var}.__class__ is str else {other})"
     if inner is int:
         return f"(_int_repr({var}) if {var}.__class__ is int else {other})"
