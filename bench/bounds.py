@@ -6,7 +6,8 @@ every POST hangs until the read timeout (the worst outage for memory: nothing fa
 breaker drops nothing early), then healthy again. Every 0.5 s the process RSS and the tree's
 pending events (open statements, queued logs, batches handed to the exporter) are sampled. The
 configured bound on pending events is
-(max_queued_logs + max_pending_batches x batch_size + max_pending_statements) x 5 events.
+(max_queued_logs + max_pending_batches x batch_size + max_pending_statements) x 5 events, plus
+the lane's capacity: events wait there (counted as pending) while the export queue is full.
 
 Exit: a child process (`_exit_child.py`) leaves main while its exporter is stuck in a hanging
 POST; the time from its last line until the parent has reaped it must stay within the shutdown
@@ -36,13 +37,13 @@ _THREADS = 4
 
 
 def pending_bound(settings: TelemetrySettings) -> int:
-    """Events the tree may hold at most by configuration (the lane aside)."""
+    """Events the tree may hold at most by configuration, its lane included."""
     logs = (
         settings.max_queued_logs
         + settings.max_pending_batches * settings.batch_size
         + settings.max_pending_statements
     )
-    return logs * EVENTS_PER_STATEMENT
+    return logs * EVENTS_PER_STATEMENT + settings.lane_capacity
 
 
 def _sample(host_key: str, started: float) -> dict[str, Any]:
