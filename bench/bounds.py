@@ -55,7 +55,8 @@ def _sample(host_key: str, started: float) -> dict[str, Any]:
         "pending_events": aggregator.get("pending"),
         "queued_logs": aggregator.get("queued_logs"),
         "in_flight_batches": aggregator.get("in_flight_batches"),
-        "dropped": aggregator.get("dropped", {}),
+        # the host's: a full lane refuses at the facade, counted there, not by the aggregator
+        "dropped": host.get("accounting", {}).get("dropped", {}),
     }
 
 
