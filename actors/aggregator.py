@@ -156,7 +156,14 @@ class AggregatorActor(GuardedActor):
     def _fold_what_fits(self) -> None:
         """Fold the lane now, as far as the export queue has room."""
         if len(self._lane) and fold_slice(self._lane, self._receive_all, self._room, math.inf):
-            self._lane_blocked = self._room() <= 0 or self._lane_blocked
+            self._wait_for_room()
+
+    def _wait_for_room(self) -> None:
+        """Events still wait in the lane: if the export queue is full, they wait for a batch to
+        settle (`handle` resumes the folding then)."""
+        if self._room() <= 0 and not self._lane_blocked:
+            self._lane_blocked = True
+            self._stats["lane_waits_for_room"] += 1
 
     def _room(self) -> int:
         """Logs the export queue can still take."""
@@ -187,11 +194,8 @@ class AggregatorActor(GuardedActor):
         if not len(lane) and lane.quiet():
             return
         if fold_slice(lane, self._receive_all, self._room):
-            if self._room() <= 0:
-                if not self._lane_blocked:
-                    self._lane_blocked = True
-                    self._stats["lane_waits_for_room"] += 1
-            elif not self._slice_pending:
+            self._wait_for_room()
+            if not self._lane_blocked and not self._slice_pending:
                 self._slice_pending = True
                 self._stats["lane_slices_deferred"] += 1
                 self._timer.schedule(0.0, self.actor_ref, _LaneSlice())
