@@ -70,6 +70,17 @@ def settle_down(aggregator: Any, exporter: Any) -> None:
         exporter.ask(DumpState(), timeout=ASK_S)  # ... and the send it told itself after them
 
 
+def burst_context(endpoint: LocalEndpoint, token: str) -> ConnectionContext:
+    """The one connection every event of a burst is told on."""
+    return ConnectionContext(
+        connection_id=1,
+        host=endpoint.host_port,
+        auth=lambda: {"Authorization": f"Bearer {token}"},
+        user_agent="BurstDriver/1.0.0",
+        system_configuration=SystemConfiguration(driver_name="BurstDriver", driver_version="1"),
+    )
+
+
 def test_a_burst_the_rate_limit_holds_back_is_merged_into_larger_requests_and_nothing_drops(
     tree: tuple[Any, Any],
     endpoint: LocalEndpoint,
@@ -78,13 +89,7 @@ def test_a_burst_the_rate_limit_holds_back_is_merged_into_larger_requests_and_no
     clock: FakeClock,
 ) -> None:
     aggregator, exporter = tree
-    context = ConnectionContext(
-        connection_id=1,
-        host=endpoint.host_port,
-        auth=lambda: {"Authorization": f"Bearer {token}"},
-        user_agent="BurstDriver/1.0.0",
-        system_configuration=SystemConfiguration(driver_name="BurstDriver", driver_version="1"),
-    )
+    context = burst_context(endpoint, token)
     lane = aggregator.actor_inbox.lane
     told = 0
     for _ in range(TICKS):
@@ -117,13 +122,7 @@ def test_a_burst_larger_than_the_queue_and_the_exporter_hold_waits_in_the_lane_a
     # The aggregator folds only what the queue has room for; the rest waits in the lane (10,000
     # events) until batches settle, and the flush goes on only once all of it is out.
     aggregator, _ = tree
-    context = ConnectionContext(
-        connection_id=1,
-        host=endpoint.host_port,
-        auth=lambda: {"Authorization": f"Bearer {token}"},
-        user_agent="BurstDriver/1.0.0",
-        system_configuration=SystemConfiguration(driver_name="BurstDriver", driver_version="1"),
-    )
+    context = burst_context(endpoint, token)
     lane = aggregator.actor_inbox.lane
     told = 6_000
     for n in range(told):
