@@ -4,7 +4,7 @@ statements (point select, insert, 20-row select) in each one's parameter style."
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +91,41 @@ def statement(conn: Any, sql: dict[str, str], kind: str, i: int) -> None:
     cur.close()
 
 
-def available(tmp: Path, skipped: dict[str, str]) -> dict[str, Driver]:
-    """The statement rows' drivers; one that cannot run here is left out, with the reason."""
+def available(
+    tmp: Path, skipped: dict[str, str], names: Collection[str] | None = None
+) -> dict[str, Driver]:
+    """The statement rows' drivers (only those in `names`, if given: no PostgreSQL server is
+    started for a script that does not use it); one that cannot run here is left out, with the
+    reason."""
     memory = (":memory:",)
     drivers = {
         "sqlite3": Driver("sqlite3", sqlite3, "sqlite", "?", lambda i: memory, databases="memory")
     }
+    if names is None or "pyodbc" in names:
+        _add_pyodbc(tmp, drivers, skipped)
+    if names is None or "psycopg 3" in names:
+        _add_psycopg(drivers, skipped)
+    drivers["sqlite3 ~1 ms"] = Driver(
+        "sqlite3", sqlite3, "sqlite", "?", lambda i: memory, databases="memory"
+    )
+    return drivers if names is None else {k: v for k, v in drivers.items() if k in names}
+
+
+def usable(tmp: Path, names: Sequence[str]) -> Iterator[tuple[str, Driver]]:
+    """The drivers of `names` that can run here, in order, each prepared; a line is printed for
+    each one that cannot, with the reason."""
+    skipped: dict[str, str] = {}
+    drivers = available(tmp, skipped, names)
+    for name in names:
+        driver = drivers.get(name)
+        if driver is None:
+            print(f"{name}: skipped ({skipped.get(name, 'not available')})")
+            continue
+        driver.prepare()
+        yield name, driver
+
+
+def _add_pyodbc(tmp: Path, drivers: dict[str, Driver], skipped: dict[str, str]) -> None:
     try:
         import pyodbc
 
@@ -112,6 +141,9 @@ def available(tmp: Path, skipped: dict[str, str]) -> dict[str, Driver]:
         drivers["pyodbc"] = odbc
     except Exception as exc:  # no module or no ODBC driver: the row says why
         skipped["pyodbc"] = f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _add_psycopg(drivers: dict[str, Driver], skipped: dict[str, str]) -> None:
     try:
         import psycopg
         from _postgres import PostgresServer
@@ -128,7 +160,3 @@ def available(tmp: Path, skipped: dict[str, str]) -> dict[str, Driver]:
         )
     except Exception as exc:
         skipped["psycopg 3"] = f"{type(exc).__name__}: {exc}"[:200]
-    drivers["sqlite3 ~1 ms"] = Driver(
-        "sqlite3", sqlite3, "sqlite", "?", lambda i: memory, databases="memory"
-    )
-    return drivers

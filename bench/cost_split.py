@@ -30,7 +30,7 @@ from typing import Any
 
 from _common import auth_headers
 from _crew import Crew
-from _drivers import THREADS, available, statement
+from _drivers import THREADS, statement, usable
 from _endpoint import EndpointProcess, flag_on_and_off
 from real_path import _timed
 
@@ -115,18 +115,11 @@ def main() -> None:
         flag_on_and_off("split") as (on, off),
         tempfile.TemporaryDirectory(prefix="bench-split-") as tmp,
     ):
-        skipped: dict[str, str] = {}
-        drivers = available(Path(tmp), skipped)
         print(
             f"{'row':22} {'raw µs':>8}  "
             + "  ".join(f"{w + ' +wall/+CPU (driver)':>32}" for w in WAYS[1:])
         )
-        for name in ("sqlite3", "pyodbc"):
-            driver = drivers.get(name)
-            if driver is None:
-                print(f"{name}: skipped ({skipped.get(name, 'not available')})")
-                continue
-            driver.prepare()
+        for name, driver in usable(Path(tmp), ("sqlite3", "pyodbc")):
             f = _row(driver, _modules(driver, on, off, Path(tmp)), per_thread, repeats)
             nan = float("nan")
             cells = [

@@ -363,7 +363,7 @@ def main() -> None:
         if not wait_flags({endpoint.host_port: True}, 10.0):
             raise RuntimeError("feature flag not fetched within 10 s")
         skipped: dict[str, str] = {}
-        drivers = available(Path(tmp), skipped)
+        drivers = available(Path(tmp), skipped, ("sqlite3", "sqlite3 ~1 ms", "pyodbc"))
         flushes = {
             "ours": lambda: actors.flush(timeout_s=30.0),
             "offload": handoff.flush,

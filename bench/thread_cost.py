@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import auth_headers, quiet_gc
-from _drivers import available, statement
+from _drivers import statement, usable
 from _endpoint import EndpointProcess, flag_on_and_off
 
 import actors
@@ -112,19 +112,12 @@ def main() -> None:
         flag_on_and_off("thread") as (on, off),
         tempfile.TemporaryDirectory(prefix="bench-thread-") as tmp,
     ):
-        skipped: dict[str, str] = {}
-        drivers = available(Path(tmp), skipped)
         print(
             f"{'row':22} "
             + "  ".join(f"{w + ' CPU/wall µs (switches)':>34}" for w in WAYS)
             + "   telling  beside the tree"
         )
-        for name in ("sqlite3", "pyodbc"):
-            driver = drivers.get(name)
-            if driver is None:
-                print(f"{name}: skipped ({skipped.get(name, 'not available')})")
-                continue
-            driver.prepare()
+        for name, driver in usable(Path(tmp), ("sqlite3", "pyodbc")):
             f = _row(driver, on, off, count, rounds)
             cells = [
                 f"{f[w]['cpu_us']:9.2f} / {f[w]['wall_us']:7.2f} ({f[w]['switches']:5.3f})"
