@@ -32,7 +32,10 @@ def slice_budget_s(backlog: int, capacity: int) -> float:
 
 
 def fold_slice(
-    lane: Any, receive: Callable[[list[Any]], int], room: Callable[[], int], budget_s: float = -1.0
+    lane: Any,
+    receive: Callable[[list[Any]], int],
+    room: Callable[[], int],
+    budget_s: float | None = None,
 ) -> bool:
     """Hand `receive` the lane's items, `CHUNK` at a time (fewer if `room()` says fewer logs fit
     in the export queue), for one slice of `budget_s` (by default as the backlog says); whether
@@ -41,7 +44,7 @@ def fold_slice(
     `lane` is the aggregator's `EventLane` (`take(limit)`, `len()`, `capacity`).
     """
     started = time.perf_counter()
-    if budget_s < 0:
+    if budget_s is None:
         budget_s = slice_budget_s(len(lane), lane.capacity)
     while True:
         limit = min(CHUNK, room())
