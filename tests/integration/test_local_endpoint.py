@@ -34,6 +34,7 @@ from actors.tools.local_endpoint import (
     run_show,
     validate_request,
 )
+from actors.tools.local_endpoint.handler import EndpointState
 
 TOKEN = "local-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -700,6 +701,48 @@ def test_hang_fault_never_answers_until_stop_releases_it_within_a_bound() -> Non
     [error] = outcome
     assert isinstance(error, ConnectionError | http.client.HTTPException)
     assert endpoint.stats()["requests"]["/telemetry-ext"] == {0: 1}
+
+
+def test_stop_returns_only_once_every_hanging_handler_has_recorded_its_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # stop() used to return as soon as it had shut the sockets: a handler it had just released,
+    # but that the scheduler had not run yet, was still to count its request, so stats() read
+    # right after stop() (or after the client saw the reset) missed it. Released handlers are
+    # made slow here to record, as a loaded machine makes them.
+    record = EndpointState.record
+
+    def late_record(self: EndpointState, route: str, status: int) -> None:
+        if self.stopping.is_set():
+            time.sleep(0.3)  # stands for a handler thread the scheduler has not run yet
+        record(self, route, status)
+
+    monkeypatch.setattr(EndpointState, "record", late_record)
+    endpoint = LocalEndpoint(fault=Fault(mode="hang")).start()
+    clients = 16
+    outcome: list[BaseException | int] = []
+
+    def send() -> None:
+        try:
+            outcome.append(post(endpoint, encode([frontend_log()]), timeout_s=30.0).status)
+        except (OSError, http.client.HTTPException) as error:
+            outcome.append(error)
+
+    threads = [threading.Thread(target=send) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: endpoint.stats()["faults_injected"] == clients)
+        endpoint.stop()
+        recorded = endpoint.stats()["requests"]
+    finally:
+        endpoint.close()
+        for thread in threads:
+            thread.join(TIMEOUT_S)
+
+    assert recorded == {"/telemetry-ext": {0: clients}}
+    assert len(outcome) == clients
+    assert all(isinstance(error, ConnectionError | http.client.HTTPException) for error in outcome)
 
 
 def test_drop_fault_closes_the_connection_without_an_answer(endpoint: LocalEndpoint) -> None:

@@ -57,6 +57,7 @@ class EndpointState:
     ) -> None:
         self.config = config
         self.lock = threading.Lock()
+        self._all_closed = threading.Condition(self.lock)
         self.stopping = threading.Event()
         self.flag = (flag_enabled, flag_ttl_s)
         self.requests: dict[str, dict[int, int]] = {}
@@ -110,10 +111,21 @@ class EndpointState:
     def opened(self, connection: socket.socket) -> None:
         with self.lock:
             self.connections.add(connection)
+            late = self.stopping.is_set()  # accepted before the stop, set up after its sweep
+        if late:
+            with suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def closed(self, connection: socket.socket) -> None:
         with self.lock:
             self.connections.discard(connection)
+            if not self.connections:
+                self._all_closed.notify_all()
+
+    def wait_all_closed(self, timeout_s: float) -> bool:
+        """Wait until every handler has finished (and so counted its request); False on timeout."""
+        with self.lock:
+            return self._all_closed.wait_for(lambda: not self.connections, timeout_s)
 
     def disconnect_all(self) -> None:
         """Wake every handler blocked on a read (idle keep-alive, slow client) so it exits."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from types import TracebackType
 from typing import Any
 
@@ -97,12 +98,15 @@ class LocalEndpoint:
         server, thread = self._server, self._thread
         if server is None or thread is None or self._state.stopping.is_set():
             return
+        deadline = time.monotonic() + self._stop_timeout_s
         self._state.stopping.set()
         if thread.is_alive():
             server.shutdown()  # returns once serve_forever leaves its loop (<= poll interval)
         server.server_close()
         self._state.disconnect_all()
-        thread.join(self._stop_timeout_s)
+        thread.join(max(0.0, deadline - time.monotonic()))
+        # Released handlers still have to count their requests: stats() after stop() is final.
+        self._state.wait_all_closed(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         """`stop()` and close the store (unless it was passed in)."""
