@@ -93,11 +93,21 @@ class Child:
         try:
             stdout, stderr = self.proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"child did not exit within {timeout_s} s")
+            pytest.fail(f"child did not exit within {timeout_s} s\n{self.post_mortem()}")
         ended_s = time.monotonic()
         report = read_report(self.report)
         return ChildRun(self.proc.returncode, stdout, stderr, ended_s, report, self.report)
+
+    def post_mortem(self) -> str:
+        """Kill a hung child; its signal state first (a signal it ignores or blocks explains many
+        hangs: SIGINT ignored, inherited from a shell's background job, was one)."""
+        status = pathlib.Path(f"/proc/{self.proc.pid}/status")
+        try:
+            lines = [line for line in status.read_text().splitlines() if line.startswith("Sig")]
+        except OSError:
+            lines = []
+        self.kill()
+        return "\n".join(lines)
 
     def kill(self) -> None:
         """Kill the child if it still runs, and reap it."""

@@ -9,6 +9,7 @@ with the parent's on the same machine) marks the moment the child starts leaving
 from __future__ import annotations
 
 import pathlib
+import signal
 import sys
 import threading
 import time
@@ -141,6 +142,10 @@ def raise_keyboard_interrupt(spec: dict[str, Any]) -> None:
 
 def wait_for_sigint(spec: dict[str, Any]) -> None:
     """Signal readiness through a file (stdout stays empty), then idle until SIGINT arrives."""
+    # Python keeps SIGINT ignored when it starts with it ignored, as a shell's background job
+    # without job control does (pytest run with `&` from a script): the parent's SIGINT would
+    # then never arrive. An interactive program's default handler is what this case is about.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     connection = connect_ready(spec)
     told = tell_session(connection, "sigint-session")
     write_report(spec, told=told)
