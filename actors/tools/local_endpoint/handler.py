@@ -111,10 +111,6 @@ class EndpointState:
     def opened(self, connection: socket.socket) -> None:
         with self.lock:
             self.connections.add(connection)
-            late = self.stopping.is_set()  # accepted before the stop, set up after its sweep
-        if late:
-            with suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
     def closed(self, connection: socket.socket) -> None:
         with self.lock:
@@ -154,6 +150,22 @@ class EndpointServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("request from %s failed", client_address, exc_info=True)
 
+    # A connection is counted open from its accept (on the serving thread, so none is missed once
+    # `shutdown()` returns) to its close, which comes after its handler has finished.
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.state.opened(request)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.state.closed(request)
+            raise
+
+    def close_request(self, request: Any) -> None:
+        try:
+            super().close_request(request)
+        finally:
+            self.state.closed(request)
+
 
 class TelemetryHandler(BaseHTTPRequestHandler):
     """One connection's requests; catches everything so the server never dies of a request."""
@@ -171,15 +183,11 @@ class TelemetryHandler(BaseHTTPRequestHandler):
         self.config = self.state.config
         self.route, self.answered, self.body_read, self.linger = "other", False, False, False
         self.connection.settimeout(self.config.request_timeout_s)
-        self.state.opened(self.connection)
 
     def finish(self) -> None:
-        try:
-            super().finish()
-            if self.linger:
-                self._discard_unread_body()
-        finally:
-            self.state.closed(self.connection)
+        super().finish()
+        if self.linger:
+            self._discard_unread_body()
 
     def _discard_unread_body(self) -> None:
         """Lingering close: closing with unread input sends a reset, which can destroy the answer
