@@ -78,7 +78,7 @@ def _value_expr(inner: Any, var: str, escaped: bool = False) -> str:
     text as it stands inside a JSON string). Digits, ``true`` and ``false`` need no escaping."""
     other = f"_escape(_dumps({var}))" if escaped else f"_dumps({var})"
     if inner is str:
-        text = f"_string(_string({var}))[1:-1]" if escaped else f"_string({var})"  # inlined
+        text = f"_string(_string({var}))[1:-1]" if escaped else f"_string({var})"
         return f"({text} if {var}.__class__ is str else {other})"
     if inner is int:
         return f"(_int_repr({var}) if {var}.__class__ is int else {other})"

@@ -81,6 +81,14 @@ def burst_context(endpoint: LocalEndpoint, token: str) -> ConnectionContext:
     )
 
 
+def flushed_state(aggregator: Any) -> dict[str, Any]:
+    """Flush (it answers once everything told before it is out), then the aggregator's state."""
+    reply = pykka.ThreadingFuture[Any]()
+    aggregator.tell(Flush(reply=reply))
+    assert reply.get(timeout=ASK_S) is True
+    return dict(snapshot_json(aggregator.ask(DumpState(), timeout=ASK_S)))
+
+
 def test_a_burst_the_rate_limit_holds_back_is_merged_into_larger_requests_and_nothing_drops(
     tree: tuple[Any, Any],
     endpoint: LocalEndpoint,
@@ -102,11 +110,7 @@ def test_a_burst_the_rate_limit_holds_back_is_merged_into_larger_requests_and_no
         for _ in manual_timer.pending(Pump):
             manual_timer.fire(Pump)
         settle_down(aggregator, exporter)
-    reply = pykka.ThreadingFuture[Any]()
-    aggregator.tell(Flush(reply=reply))
-    assert reply.get(timeout=ASK_S) is True
-
-    state = snapshot_json(aggregator.ask(DumpState(), timeout=ASK_S))
+    state = flushed_state(aggregator)
     assert state["balanced"], state
     assert state["dropped"] == {}, state
     assert state["exported"] == told == TICKS * PER_TICK
@@ -132,10 +136,7 @@ def test_a_burst_larger_than_the_queue_and_the_exporter_hold_waits_in_the_lane_a
     assert waiting["balanced"] and waiting["received"] == told, waiting  # lane events pending
     assert waiting["lane_events"] > 0 and waiting["dropped"] == {}, waiting
 
-    reply = pykka.ThreadingFuture[Any]()
-    aggregator.tell(Flush(reply=reply))
-    assert reply.get(timeout=ASK_S) is True
-    state = snapshot_json(aggregator.ask(DumpState(), timeout=ASK_S))
+    state = flushed_state(aggregator)
     assert state["dropped"] == {} and state["exported"] == told, (state, endpoint.stats())
     assert state["stats"]["lane_waits_for_room"] >= 1
     assert endpoint.stats()["logs_accepted"] == told

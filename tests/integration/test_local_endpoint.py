@@ -674,15 +674,20 @@ def test_slow_fault_beyond_the_client_read_timeout_times_the_client_out(
     assert healthy.status == 200
 
 
+def status_or_error(endpoint: LocalEndpoint) -> BaseException | int:
+    """One log posted (a 30 s read timeout): the answer's status, or the error the client saw."""
+    try:
+        return post(endpoint, encode([frontend_log()]), timeout_s=30.0).status
+    except (OSError, http.client.HTTPException) as error:
+        return error
+
+
 def test_hang_fault_never_answers_until_stop_releases_it_within_a_bound() -> None:
     endpoint = LocalEndpoint(fault=Fault(mode="hang")).start()
     outcome: list[BaseException | int] = []
 
     def send() -> None:
-        try:
-            outcome.append(post(endpoint, encode([frontend_log()]), timeout_s=30.0).status)
-        except (OSError, http.client.HTTPException) as error:
-            outcome.append(error)
+        outcome.append(status_or_error(endpoint))
 
     client = threading.Thread(target=send)
     client.start()
@@ -723,10 +728,7 @@ def test_stop_returns_only_once_every_hanging_handler_has_recorded_its_request(
     outcome: list[BaseException | int] = []
 
     def send() -> None:
-        try:
-            outcome.append(post(endpoint, encode([frontend_log()]), timeout_s=30.0).status)
-        except (OSError, http.client.HTTPException) as error:
-            outcome.append(error)
+        outcome.append(status_or_error(endpoint))
 
     threads = [threading.Thread(target=send) for _ in range(clients)]
     for thread in threads:
